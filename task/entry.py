@@ -1,0 +1,51 @@
+# The launcher runs this file with whatever Python it found. It must parse on old interpreters, so it
+# stays free of new syntax: it checks the version, puts the task's own folder (and the bundled runtime
+# dependencies, when the package ships them) on sys.path, and runs the task.
+import os
+import sys
+
+TOO_OLD = 87  # the launcher tries the next interpreter when it sees this exit code
+
+
+def _fail(message):
+    message = message.replace("%", "%AZP25").replace("\r", " ").replace("\n", " ").replace("##", "#")
+    sys.stdout.write("##vso[task.logissue type=error]" + message + "\n")
+    sys.stdout.write("##vso[task.complete result=Failed;]" + message + "\n")
+    sys.stdout.flush()
+    sys.exit(1)
+
+
+def _bundled_deps(here):
+    """Folders of bundled runtime dependencies for this interpreter, most specific first."""
+    hook = os.path.join(here, "deps", "select.py")
+    if not os.path.isfile(hook):
+        return []
+    namespace = {"__file__": hook}
+    with open(hook) as handle:
+        exec(compile(handle.read(), hook, "exec"), namespace)
+    return namespace["select"](os.path.join(here, "deps"))
+
+
+def main():
+    if sys.version_info < (3, 9):
+        sys.exit(TOO_OLD)
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        extra = _bundled_deps(here)
+    except Exception as exc:  # an unsupported platform says so in one line
+        _fail(str(exc))
+    for path in reversed([here] + extra):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    try:
+        from oidc_credentials.__main__ import main as task_main
+    except ImportError as exc:
+        _fail(
+            "OidcCredentials could not load its Python dependencies (%s) with %s. Use the packaged task, or "
+            "install them for this interpreter: pip install oidc-credentials." % (exc, sys.executable)
+        )
+    sys.exit(task_main())
+
+
+if __name__ == "__main__":
+    main()

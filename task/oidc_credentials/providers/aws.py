@@ -1,0 +1,288 @@
+"""AWS: STS ``AssumeRoleWithWebIdentity``.
+
+The call is unsigned: an ``application/x-www-form-urlencoded`` POST of the query-protocol parameters to
+the connection's STS endpoint (regional when a region is known), answered with an XML document. See
+https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..agent import AgentEnv, Endpoint
+from ..errors import ConfigError, ExchangeError
+from ..http import Response
+from ..oidc import Claims, TokenSource
+from . import Context, Outcome, Variable
+
+TITLE = "AWS"
+CONNECTION_INPUT = "awsConnection"
+SERVICE = "AWS STS"
+DEFAULT_STS = "https://sts.amazonaws.com"
+
+ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+POLICY_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+#: STS answers these with 400 but they pass: retry them like a 5xx
+RETRYABLE_CODES = ("IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded")
+MAX_POLICY_CHARS = 2048
+MAX_POLICY_ARNS = 10
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    sts_url: str
+    role_arn: str
+    region: str
+    session_name: str
+    duration: int
+    policy: str = ""
+    policy_arns: tuple[str, ...] = ()
+    allowed_accounts: tuple[str, ...] = ()
+
+    @property
+    def partition(self) -> str:
+        return self.role_arn.split(":")[1]
+
+    @property
+    def account(self) -> str:
+        return self.role_arn.split(":")[4]
+
+
+def default_session_name(agent: AgentEnv) -> str:
+    """``ado-<build or release id>-<job attempt>``, sanitised to what STS accepts."""
+    run = agent.variable("Build.BuildId") or agent.variable("Release.ReleaseId") or "run"
+    attempt = agent.variable("System.JobAttempt") or "1"
+    return sanitise_session_name(f"ado-{run}-{attempt}")
+
+
+def sanitise_session_name(raw: str) -> str:
+    name = re.sub(r"[^\w+=,.@-]", "-", raw, flags=re.ASCII)[:64]
+    return name if len(name) >= 2 else (name + "--")[:2]
+
+
+def sts_url_for(url: str, region: str, partition: str) -> str:
+    """The connection's URL, made regional when it is the default global endpoint and a region is known."""
+    url = (url or DEFAULT_STS).rstrip("/")
+    if url.lower() != DEFAULT_STS:
+        return url
+    if region:
+        suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+        return f"https://sts.{region}{suffix}"
+    if partition != "aws":
+        raise ConfigError(
+            f"The role is in partition '{partition}', which the global STS endpoint does not serve. Set the "
+            "connection's region (or the task input 'awsRegion'), or the connection URL to that partition's STS endpoint."
+        )
+    return url
+
+
+def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
+    role = agent.input("awsRoleArn") or endpoint.param("roleArn")
+    if not role:
+        raise ConfigError(
+            "No role to assume: set 'Role ARN' on the AWS service connection or the task input 'awsRoleArn'."
+        )
+    where = "Input 'awsRoleArn'" if agent.input("awsRoleArn") else "The connection's 'roleArn'"
+    if not ROLE_ARN.match(role):
+        raise ConfigError(
+            f"{where} must be an IAM role ARN like arn:aws:iam::123456789012:role/name, got '{role}'."
+        )
+    region = agent.input("awsRegion") or endpoint.param("region")
+    if region and not REGION.match(region):
+        where = "Input 'awsRegion'" if agent.input("awsRegion") else "The connection's 'region'"
+        raise ConfigError(f"{where} must be an AWS region code like eu-west-1, got '{region}'.")
+    session_name = agent.input("awsSessionName") or default_session_name(agent)
+    if not SESSION_NAME.match(session_name):
+        raise ConfigError(
+            "Input 'awsSessionName' must be 2-64 characters of letters, digits and _+=,.@- "
+            f"(got {len(session_name)} characters: '{session_name}')."
+        )
+    duration = agent.int_input("awsSessionDuration", default=3600, low=900, high=43200)
+    policy = agent.input("awsSessionPolicy")
+    if policy:
+        try:
+            parsed = json.loads(policy)
+        except ValueError as exc:
+            raise ConfigError(f"Input 'awsSessionPolicy' must be a JSON policy document: {exc}.") from None
+        if not isinstance(parsed, dict) or "Statement" not in parsed:
+            raise ConfigError("Input 'awsSessionPolicy' must be a JSON policy document: an object with 'Statement'.")
+        policy = json.dumps(parsed, separators=(",", ":"))
+        if len(policy) > MAX_POLICY_CHARS:
+            raise ConfigError(
+                f"Input 'awsSessionPolicy' must be at most {MAX_POLICY_CHARS} characters without white space, "
+                f"got {len(policy)}."
+            )
+    arns = tuple(agent.list_input("awsManagedSessionPolicies"))
+    if len(arns) > MAX_POLICY_ARNS:
+        raise ConfigError(f"Input 'awsManagedSessionPolicies' takes at most {MAX_POLICY_ARNS} ARNs, got {len(arns)}.")
+    for arn in arns:
+        if not POLICY_ARN.match(arn):
+            raise ConfigError(
+                "Input 'awsManagedSessionPolicies' must list managed policy ARNs like "
+                f"arn:aws:iam::aws:policy/ReadOnlyAccess, got '{arn}'."
+            )
+    allowed = tuple(agent.list_input("awsAllowedAccountIds"))
+    for account in allowed:
+        if not ACCOUNT_ID.match(account):
+            raise ConfigError(f"Input 'awsAllowedAccountIds' must list 12-digit account IDs, got '{account}'.")
+    config_partition = role.split(":")[1]
+    sts_url = sts_url_for(endpoint.url, region, config_partition)
+    parts = urlsplit(sts_url)
+    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}'.")
+    config = AwsConfig(sts_url, role, region, session_name, duration, policy, arns, allowed)
+    if allowed and config.account not in allowed:
+        raise ConfigError(
+            f"The role's account {config.account} is not in 'awsAllowedAccountIds' ({', '.join(allowed)}). "
+            "Nothing was requested. Fix the role ARN or the list."
+        )
+    return config
+
+
+# -- the wire ----------------------------------------------------------------------------------
+def _parse_xml(text: str) -> ET.Element | None:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    for element in root.iter():
+        if isinstance(element.tag, str) and "}" in element.tag:
+            element.tag = element.tag.split("}", 1)[1]
+    return root
+
+
+def sts_error(resp: Response) -> tuple[str, str]:
+    """The (code, message) of an STS error document, or ("", "") when it is not one."""
+    root = _parse_xml(resp.text)
+    if root is None:
+        return "", ""
+    return (root.findtext(".//Error/Code") or "").strip(), (root.findtext(".//Error/Message") or "").strip()
+
+
+def _retry_if(resp: Response) -> bool:
+    return resp.status >= 400 and sts_error(resp)[0] in RETRYABLE_CODES
+
+
+def _trust_statement(config: AwsConfig, claims: Claims | None) -> str:
+    if claims is None:
+        return ""
+    issuer = claims.issuer_id
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": f"arn:{config.partition}:iam::{config.account}:oidc-provider/{issuer}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{issuer}:sub": claims.sub, f"{issuer}:aud": claims.aud}},
+    }
+    return (
+        f"This token carries {issuer}:sub = {claims.sub} and {issuer}:aud = {claims.aud}. The role's trust policy "
+        "needs a statement like:\n" + json.dumps(statement, indent=2) + "\nThe subject is case-sensitive and "
+        "holds names: renaming the organisation, project or connection changes it."
+    )
+
+
+def explain(code: str, message: str, status: int, config: AwsConfig, claims: Claims | None) -> ExchangeError:
+    """Map an STS error to the paragraph that says what to fix."""
+    head = f"{SERVICE} AssumeRoleWithWebIdentity for {config.role_arn} failed: {code or 'HTTP ' + str(status)}"
+    head += f": {message}" if message else ""
+    issuer = claims.issuer_id if claims else "<issuer>"
+    aud = claims.aud if claims else "api://AzureADTokenExchange"
+    fixes = {
+        "AccessDenied": "The role does not trust this token. " + _trust_statement(config, claims),
+        "InvalidIdentityToken": (
+            f"STS did not accept the token itself. In IAM > Identity providers there must be an OpenID Connect "
+            f"provider with URL https://{issuer} (exactly the token's issuer) and audience {aud}, in account "
+            f"{config.account}. STS fetches the keys from https://{issuer}/.well-known/openid-configuration."
+        ),
+        "ExpiredTokenException": (
+            "The OIDC token had expired when STS checked it. The task requests it right before the exchange, so "
+            "check the agent's clock (it must be within a few minutes of real time)."
+        ),
+        "IDPCommunicationError": (
+            f"STS could not reach https://{issuer} to fetch the token's signing keys, and retries ran out. This is "
+            "usually transient: run the job again."
+        ),
+        "RegionDisabledException": (
+            f"STS is not activated in region '{config.region}' for account {config.account}. Activate it in IAM > "
+            "Account settings > Security Token Service (STS), or choose another region with 'awsRegion'."
+        ),
+        "ValidationError": (
+            "STS refused a parameter. Most often 'awsSessionDuration' exceeds the role's maximum session duration "
+            f"(this request asked for {config.duration} s; raise the role's limit in IAM or lower the input)."
+        ),
+        "PackedPolicyTooLarge": (
+            "The session policies are too large once packed. Shorten 'awsSessionPolicy' or pass fewer ARNs in "
+            "'awsManagedSessionPolicies'."
+        ),
+        "MalformedPolicyDocument": "The session policy is not a valid IAM policy: fix 'awsSessionPolicy'.",
+    }
+    for throttled in ("Throttling", "ThrottlingException", "RequestLimitExceeded"):
+        fixes[throttled] = "STS kept throttling the requests and retries ran out. Run the job again later or spread out parallel jobs."
+    fix = fixes.get(code)
+    if not code:
+        fix = f"The answer was not an STS document (HTTP {status}): check the connection's URL ({config.sts_url})."
+    return ExchangeError(head + (".\n" + fix if fix else "."), service=SERVICE, status=status, code=code)
+
+
+def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    ctx.log(f"Assuming {config.role_arn} as session '{config.session_name}' for {config.duration} s via {config.sts_url}")
+    for attempt in (1, 2):
+        token = tokens()
+        form = {
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": "2011-06-15",
+            "RoleArn": config.role_arn,
+            "RoleSessionName": config.session_name,
+            "WebIdentityToken": token,
+            "DurationSeconds": str(config.duration),
+        }
+        if config.policy:
+            form["Policy"] = config.policy
+        for index, arn in enumerate(config.policy_arns, start=1):
+            form[f"PolicyArns.member.{index}.arn"] = arn
+        resp = ctx.http.request(
+            "POST",
+            config.sts_url + "/",
+            service=SERVICE,
+            data=form,
+            headers={"Accept": "application/xml"},
+            retry_if=_retry_if,
+        )
+        if resp.status == 200:
+            break
+        code, message = sts_error(resp)
+        if code == "ExpiredTokenException" and attempt == 1:
+            ctx.warn("STS found the OIDC token expired; requesting a fresh one and trying once more.")
+            continue
+        raise explain(code, message or resp.snippet(300), resp.status, config, tokens.last_claims)
+    root = _parse_xml(resp.text)
+    creds = root.find(".//Credentials") if root is not None else None
+    values = {k: (creds.findtext(k) or "").strip() for k in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")} if creds is not None else {}
+    if not all(values.get(k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")):
+        raise ExchangeError(
+            f"{SERVICE} answered HTTP 200 without credentials: {resp.snippet(200)}", service=SERVICE, status=200
+        )
+    assumed = (root.findtext(".//AssumedRoleUser/Arn") or "").strip() if root is not None else ""
+    account = assumed.split(":")[4] if assumed.count(":") >= 5 else config.account
+    if config.allowed_accounts and account not in config.allowed_accounts:
+        raise ExchangeError(
+            f"STS returned credentials for account {account}, which is not in 'awsAllowedAccountIds' "
+            f"({', '.join(config.allowed_accounts)}). They were not passed on.",
+            service=SERVICE, code="AccountNotAllowed",
+        )
+    variables = [
+        Variable("AWS_ACCESS_KEY_ID", values["AccessKeyId"], secret=True),
+        Variable("AWS_SECRET_ACCESS_KEY", values["SecretAccessKey"], secret=True),
+        Variable("AWS_SESSION_TOKEN", values["SessionToken"], secret=True),
+    ]
+    if config.region:
+        variables += [Variable("AWS_REGION", config.region), Variable("AWS_DEFAULT_REGION", config.region)]
+    if values.get("Expiration"):
+        variables.append(Variable("AWS_CREDENTIAL_EXPIRATION", values["Expiration"]))
+    return Outcome(variables=variables, identity=assumed or config.role_arn, expires=values.get("Expiration", ""))

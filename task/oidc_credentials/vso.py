@@ -1,0 +1,213 @@
+"""Logging commands out: the only module that writes to the agent.
+
+The agent reads ``##vso[area.event k=v;k=v]data`` from stdout *and* stderr, anywhere in a line, and
+unescapes ``%3B``, ``%0D``, ``%0A``, ``%5D`` and then ``%AZP25`` in both property values and data.
+So every value we emit is escaped here (``%`` first), and every piece of text that did not come from
+us (cloud error bodies, claims, names) is neutralised so it can never form a command.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import TextIO
+
+COMMAND_PREFIX = "##vso["
+
+#: Variable names the agent refuses or that would collide with what it passes to tasks.
+_RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z0-9._]+$")
+
+# After format and control characters are dropped (a culture-aware IndexOf skips zero-width and
+# soft-hyphen characters), any "##vso[" or "##[" left in untrusted text is broken by turning its
+# bracket into a parenthesis, so the agent neither runs nor formats it.
+_COMMANDISH = re.compile(r"##(\s*vso)?\s*\[", re.IGNORECASE)
+
+
+def escape_property(value: str) -> str:
+    """Escape a property value: ``%`` first, then CR, LF, ``]`` and ``;``."""
+    return (
+        value.replace("%", "%AZP25")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+        .replace("]", "%5D")
+        .replace(";", "%3B")
+    )
+
+
+def escape_data(value: str) -> str:
+    """Escape command data: ``%`` first, then CR and LF."""
+    return value.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _drop_invisible(text: str) -> str:
+    return "".join(
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+    )
+
+
+def neutralise(text: str) -> str:
+    """Make untrusted text safe to print: it can never form a logging or formatting command."""
+    if text.isascii() and "#" not in text and text.isprintable():
+        return text
+    cleaned = _drop_invisible(text)
+    return _COMMANDISH.sub(lambda m: m.group(0)[:-1] + "(", cleaned)
+
+
+def format_command(name: str, properties: Mapping[str, str | bool | None] | None = None, data: str = "") -> str:
+    """Render one logging command; empty property values are left out, as task-lib does."""
+    props = ""
+    if properties:
+        parts = []
+        for key, value in properties.items():
+            if value is None or value == "":
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            parts.append(f"{key}={escape_property(text)}")
+        if parts:
+            props = " " + ";".join(parts) + ";"
+    return f"{COMMAND_PREFIX}{name}{props}]{escape_data(data)}"
+
+
+def check_variable_name(name: str) -> str | None:
+    """Return why the agent would refuse this variable name, or None when it is fine."""
+    if not name or not _VARIABLE_NAME.match(name):
+        return "a variable name may hold only letters, digits, '.' and '_'"
+    if name.lower().startswith(_RESERVED_PREFIXES):
+        return "names starting with endpoint, input, secret, path or securefile are reserved by the agent"
+    return None
+
+
+class AgentOutput:
+    """Writes logging commands and log lines, redacting every secret it has registered."""
+
+    def __init__(self, stream: TextIO, *, debug: bool = False) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._secrets: list[str] = []
+        self.debug_enabled = debug
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def redact(self, text: str) -> str:
+        """Replace every registered secret in text (longest first) with ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def safe(self, text: str) -> str:
+        """Redacted and neutralised: what any free text goes through before it is printed."""
+        return neutralise(self.redact(text))
+
+    def command(self, name: str, properties: Mapping[str, str | bool | None] | None = None, data: str = "") -> None:
+        self._write(format_command(name, properties, data))
+
+    # -- secrets and variables --------------------------------------------------------------
+    def set_secret(self, value: str) -> None:
+        """Register a value with the agent's masker (once), before anything could print it."""
+        if not value or value in self._secrets:
+            return
+        self._secrets.append(value)
+        self._secrets.sort(key=len, reverse=True)
+        self.command("task.setsecret", None, value)
+
+    def set_variable(
+        self,
+        name: str,
+        value: str,
+        *,
+        secret: bool = False,
+        output: bool = False,
+        readonly: bool = False,
+    ) -> None:
+        if secret:
+            self.set_secret(value)
+        self.command(
+            "task.setvariable",
+            {
+                "variable": name,
+                "issecret": "true" if secret else "false",
+                "isoutput": "true" if output else None,
+                "isreadonly": "true" if readonly else None,
+            },
+            value,
+        )
+
+    def upload_summary(self, path: str) -> None:
+        self.command("task.uploadsummary", None, path)
+
+    # -- log lines --------------------------------------------------------------------------
+    def info(self, text: str = "") -> None:
+        for line in self.safe(text).split("\n"):
+            self._write(line)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.info(line)
+
+    def section(self, title: str) -> None:
+        self._write("##[section]" + self.safe(title).replace("\n", " "))
+
+    def group(self, title: str) -> None:
+        self._write("##[group]" + self.safe(title).replace("\n", " "))
+
+    def end_group(self) -> None:
+        self._write("##[endgroup]")
+
+    def debug(self, text: str) -> None:
+        if self.debug_enabled:
+            self.command("task.debug", None, self.safe(text))
+
+    def warning(self, text: str) -> None:
+        self.command("task.logissue", {"type": "warning"}, self.safe(text))
+
+    def error(self, text: str) -> None:
+        self.command("task.logissue", {"type": "error"}, self.safe(text))
+
+    def complete(self, result: str, message: str = "") -> None:
+        self.command("task.complete", {"result": result}, self.safe(message))
+
+
+class NeutralisingStream(io.TextIOBase):
+    """A text stream for third-party output: each line is redacted and neutralised, then passed on.
+
+    Installed as ``sys.stderr`` so that whatever a library logs (azure-identity logs Entra's error
+    body as it came) cannot reach the agent as a command.
+    """
+
+    def __init__(self, output: AgentOutput, target: TextIO) -> None:
+        super().__init__()
+        self._output = output
+        self._target = target
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            *complete, self._pending = self._pending.split("\n")
+            for line in complete:
+                self._target.write(self._output.safe(line) + "\n")
+            if complete:
+                self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._target.write(self._output.safe(self._pending) + "\n")
+                self._pending = ""
+            self._target.flush()
