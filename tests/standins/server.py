@@ -9,9 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 WsgiApp = Callable[..., Any]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *_args: object, **_kwargs: object) -> None:
+        pass
 
 
 class LocalCA:
@@ -23,6 +28,7 @@ class LocalCA:
         self._ca = trustme.CA()
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
         self.dir = Path(directory or tempfile.mkdtemp(prefix="oidc-ca-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.bundle = str(self.dir / "ca.pem")
         self._ca.cert_pem.write_to_path(self.bundle)
 
@@ -37,7 +43,12 @@ class Server:
 
     def __init__(self, app: WsgiApp, *, ca: LocalCA | None = None, port: int = 0) -> None:
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, app, threaded=True, ssl_context=ca.server_context() if ca else None
+            "127.0.0.1",
+            port,
+            app,
+            threaded=True,
+            request_handler=_Quiet,
+            ssl_context=ca.server_context() if ca else None,
         )
         self.port = self._server.server_port
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
