@@ -98,9 +98,8 @@ class Http:
         self._requests = requests
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
-        ca = env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or ""
-        if ca:
-            self._session.verify = ca
+        # Passed per request: requests lets os.environ override a session-level bundle.
+        self._verify: str | bool = env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or True
         self._agent_proxy = _agent_proxy(env)
         self._bypass = _bypass_patterns(env)
         self._log = log
@@ -153,6 +152,7 @@ class Http:
                     timeout=max(1.0, min(timeout, remaining)),
                     allow_redirects=False,
                     proxies=self._proxies(url),
+                    verify=self._verify,
                 )
                 response = Response(raw.status_code, url, raw.text, dict(raw.headers))
             except self._requests.exceptions.SSLError as exc:

@@ -1,0 +1,144 @@
+"""The retrying HTTP layer against a real local server: retries, backoff, Retry-After, deadline."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from oidc_credentials.errors import ExchangeError
+from oidc_credentials.http import Http, RetryPolicy, retry_after_seconds
+from tests.standins.server import LocalCA, Server
+
+
+class Scripted:
+    """Answers each request with the next (status, headers, body) of a script."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], str]) -> None:
+        self.answers = list(answers)
+        self.seen: list[Request] = []
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        request = Request(environ)
+        request.get_data()
+        self.seen.append(request)
+        status, headers, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return Response(body, status, headers)(environ, start_response)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def make_http(sleeps: list[float], **env: str) -> Http:
+    return Http(env, sleep=sleeps.append, jitter=lambda: 1.0)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Server, Scripted]]:
+    app = Scripted((200, {}, "ok"))
+    with Server(app) as srv:
+        yield srv, app
+
+
+def test_retries_5xx_then_succeeds(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(503, {}, "busy"), (502, {}, "bad gateway"), (200, {}, "ok")]
+    logs: list[str] = []
+    http = Http({}, sleep=sleeps.append, jitter=lambda: 1.0, log=logs.append)
+    resp = http.request("POST", srv.url, service="Test", data={"a": "b"})
+    assert resp.status == 200 and resp.text == "ok"
+    assert len(app.seen) == 3
+    assert sleeps == [0.5, 1.0]  # base 0.5 * 2**n with jitter pinned to 1
+    assert "Test: attempt 1 of 5 failed (HTTP 503); retrying in 0.5 s." in logs
+
+
+def test_no_retry_on_4xx(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(403, {}, "denied")]
+    resp = make_http(sleeps).request("POST", srv.url, service="Test")
+    assert resp.status == 403
+    assert len(app.seen) == 1 and sleeps == []
+
+
+def test_retry_if_recognises_body(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(400, {}, "Throttling"), (200, {}, "ok")]
+    resp = make_http(sleeps).request("POST", srv.url, service="Test", retry_if=lambda r: "Throttling" in r.text)
+    assert resp.status == 200 and len(app.seen) == 2
+
+
+def test_honours_retry_after(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(429, {"Retry-After": "7"}, "slow down"), (200, {}, "ok")]
+    make_http(sleeps).request("GET", srv.url, service="Test")
+    assert sleeps == [7.0]
+
+
+def test_attempts_are_bounded_and_last_answer_returned(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(500, {}, "boom")]
+    resp = make_http(sleeps).request("GET", srv.url, service="Test", retry=RetryPolicy(attempts=3, deadline=100))
+    assert resp.status == 500 and len(app.seen) == 3 and len(sleeps) == 2
+
+
+def test_deadline_stops_retries(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(503, {"Retry-After": "30"}, "busy")]
+    resp = make_http(sleeps).request("GET", srv.url, service="Test", retry=RetryPolicy(attempts=10, deadline=20))
+    assert resp.status == 503 and len(app.seen) == 1 and sleeps == []
+
+
+def test_redirects_are_not_followed(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    srv, app = server
+    app.answers = [(302, {"Location": "https://elsewhere.invalid/_signin"}, "moved")]
+    resp = make_http(sleeps).request("POST", srv.url, service="Test", headers={"Authorization": "Bearer x"})
+    assert resp.status == 302 and resp.header("location").endswith("_signin")
+
+
+def test_unreachable_host_raises_after_retries(sleeps: list[float]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ExchangeError, match=r"Could not reach Test at http://127.0.0.1:\d+ after 3 attempt\(s\)"):
+        make_http(sleeps).request("GET", f"http://127.0.0.1:{port}/", service="Test", retry=RetryPolicy(attempts=3))
+    assert len(sleeps) == 2
+
+
+def test_tls_failure_explains_ca_bundle(ca: LocalCA, sleeps: list[float], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = LocalCA(str(tmp_path / "other"))
+    with Server(Scripted((200, {}, "ok")), ca=ca) as srv:
+        with pytest.raises(ExchangeError, match="TLS verification failed for Test.*REQUESTS_CA_BUNDLE"):
+            make_http(sleeps, REQUESTS_CA_BUNDLE=other.bundle).request("GET", srv.url, service="Test")
+        assert make_http(sleeps, REQUESTS_CA_BUNDLE=ca.bundle).request("GET", srv.url, service="Test").status == 200
+        assert make_http(sleeps, SSL_CERT_FILE=ca.bundle).request("GET", srv.url, service="Test").status == 200
+
+
+def test_agent_proxy_is_used_and_bypassed(server: tuple[Server, Scripted], sleeps: list[float]) -> None:
+    """With Agent.ProxyUrl set, requests go to the proxy (here: our server acting as one)."""
+    proxy, app = server
+    app.answers = [(200, {}, "via proxy")]
+    http = make_http(sleeps, AGENT_PROXYURL=proxy.url, AGENT_PROXYUSERNAME="u", AGENT_PROXYPASSWORD="p;w")
+    resp = http.request("GET", "http://sts.example.invalid/x", service="Test")
+    assert resp.text == "via proxy"
+    assert app.seen[-1].url == "http://sts.example.invalid/x"  # absolute-form request line: a proxy request
+    assert app.seen[-1].headers["Proxy-Authorization"].startswith("Basic ")
+    bypass = make_http(sleeps, AGENT_PROXYURL="http://127.0.0.1:9", AGENT_PROXYBYPASSLIST='["127\\\\.0\\\\.0\\\\.1"]')
+    assert bypass.request("GET", proxy.url, service="Test").status == 200
+
+
+def test_standard_proxy_variables_win_over_agent_proxy(sleeps: list[float]) -> None:
+    http = make_http(sleeps, HTTPS_PROXY="http://corp:3128", AGENT_PROXYURL="http://agent:8888")
+    assert http._proxies("https://sts.amazonaws.com") is None  # requests then reads HTTPS_PROXY itself
+
+
+@pytest.mark.parametrize(("value", "expected"), [("5", 5.0), ("0.5", 0.5), ("", None), ("soon", None)])
+def test_retry_after_parsing(value: str, expected: float | None) -> None:
+    assert retry_after_seconds(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
