@@ -190,7 +190,7 @@ def _trust_statement(config: AwsConfig, claims: Claims | None) -> str:
 def explain(code: str, message: str, status: int, config: AwsConfig, claims: Claims | None) -> ExchangeError:
     """Map an STS error to the paragraph that says what to fix."""
     head = f"{SERVICE} AssumeRoleWithWebIdentity for {config.role_arn} failed: {code or 'HTTP ' + str(status)}"
-    head += f": {message}" if message else ""
+    head += f": {message.rstrip('.')}" if message else ""
     issuer = claims.issuer_id if claims else "<issuer>"
     aud = claims.aud if claims else "api://AzureADTokenExchange"
     fixes = {

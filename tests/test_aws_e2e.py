@@ -1,0 +1,205 @@
+"""AWS end to end: the real launcher, an agent-like environment, the Azure DevOps stand-in, moto STS."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.harness import AgentJob, TaskRun, parse_line, unregistered_secret_lines
+from tests.standins.ado import AzureDevOps
+from tests.standins.server import Server
+from tests.standins.sts import Sts, keys_of
+
+ROLE = "arn:aws:iam::123456789012:role/ado-deploy"
+
+
+def aws_job(job: AgentJob, ado: AzureDevOps, sts_url: str, name: str = "aws-prod", **inputs: str) -> AgentJob:
+    conn = ado.add_connection(name)
+    job.inputs(provider="aws", awsConnection=conn.id, **inputs)
+    return job.endpoint(conn.id, url=sts_url, scheme="None", params={"roleArn": ROLE})
+
+
+def assert_failed_cleanly(run: TaskRun, *fragments: str) -> str:
+    """Failed with one error paragraph, nothing set, exit 0, no traceback, no stray commands."""
+    assert run.returncode == 0
+    assert run.failed, run.stdout
+    assert len(run.errors) == 1, run.errors
+    assert run.variables == {} and run.output_variables == {}
+    assert "Traceback" not in run.stdout + run.stderr
+    assert run.unknown_commands == []
+    for fragment in fragments:
+        assert fragment in run.errors[0], run.errors[0]
+    return run.errors[0]
+
+
+def test_credentials_work_in_a_later_step(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    run = aws_job(job, ado, moto_url, awsRegion="eu-west-1", awsSessionDuration="900").run()
+    assert run.returncode == 0 and not run.failed, run.stdout + run.stderr
+    assert run.secret_names == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    assert run.variables["AWS_REGION"] == run.variables["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert run.variables["AWS_CREDENTIAL_EXPIRATION"]
+    session = boto3.Session(
+        aws_access_key_id=run.variables["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=run.variables["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=run.variables["AWS_SESSION_TOKEN"],
+        region_name="eu-west-1",
+    )
+    arn = session.client("sts", endpoint_url=moto_url).get_caller_identity()["Arn"]
+    assert arn == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
+    # the log shows the pre-flight claims and the identity, and never a secret
+    assert "subject   sc://fabrikam/Payments/aws-prod" in run.text
+    assert "audience  api://AzureADTokenExchange" in run.text
+    assert f"issuer    https://vstoken.dev.azure.com/{ado.org_id}" in run.text
+    assert "AWS identity: arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1" in run.text
+    secrets = [run.variables[n] for n in run.secret_names] + ado.issued
+    assert unregistered_secret_lines(run.stdout, secrets) == []
+    assert all(s not in run.stderr for s in secrets)
+    assert ado.access_token not in run.stdout + run.stderr
+    assert run.unknown_commands == []
+
+
+def test_secrets_are_registered_before_variables(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    run = aws_job(job, ado, moto_url).run()
+    lines = run.stdout.splitlines()
+    first_setvariable = next(i for i, line in enumerate(lines) if "task.setvariable" in line)
+    registered = [line.split("]", 1)[1] for line in lines[:first_setvariable] if line.startswith("##vso[task.setsecret]")]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        assert run.variables[name] in registered
+
+
+def test_output_variables_for_later_jobs(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    run = aws_job(job, ado, moto_url, publishOutputVariables="true").run()
+    assert not run.failed
+    assert set(run.output_variables) == set(run.variables)
+    assert run.output_variables["AWS_SECRET_ACCESS_KEY"] == run.variables["AWS_SECRET_ACCESS_KEY"]
+    assert "isoutput=true" in run.stdout and "issecret=true;isoutput=true" in run.stdout
+
+
+def test_regional_endpoint_and_session_policy_reach_sts(ado: AzureDevOps, job: AgentJob) -> None:
+    app = Sts()
+    app.trust(ado.issuer, keys_of(ado))
+    app.add_role(ROLE, issuer_url=ado.issuer, sub="sc://fabrikam/Payments/aws-prod", max_session=7200)
+    with Server(app) as server:
+        run = aws_job(
+            job,
+            ado,
+            server.url,
+            awsSessionDuration="7200",
+            awsSessionName="deploy-blue",
+            awsSessionPolicy='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}',
+            awsManagedSessionPolicies="arn:aws:iam::aws:policy/ReadOnlyAccess",
+            awsAllowedAccountIds="123456789012",
+        ).run()
+    assert not run.failed, run.errors
+    sent = app.requests[-1]
+    assert sent["DurationSeconds"] == "7200" and sent["RoleSessionName"] == "deploy-blue"
+    assert sent["Policy"].startswith('{"Version":"2012-10-17"')
+    assert sent["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess"
+
+
+# -- every failure mode: one clear paragraph, a failed task, nothing set -----------------------
+
+
+def test_missing_access_token(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    aws_job(job, ado, moto_url)
+    del job.env["ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN"]
+    assert_failed_cleanly(job.run(), "No job access token", "Allow scripts to access the OAuth token")
+
+
+def test_rejected_access_token(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    aws_job(job, ado, moto_url)
+    job.env["ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN"] = "expired-token"
+    assert_failed_cleanly(job.run(), "rejected the job access token", "HTTP 401")
+
+
+def test_connection_not_referenced(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    aws_job(job, ado, moto_url)
+    conn_id = job.env["INPUT_AWSCONNECTION"]
+    ado.connections[conn_id].referenced = False
+    assert_failed_cleanly(job.run(), "There is no explicit reference to service connection", "not referenced from this stage")
+
+
+def test_connection_name_instead_of_guid(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    aws_job(job, ado, moto_url)
+    job.env["INPUT_AWSCONNECTION"] = "aws-prod"
+    assert_failed_cleanly(job.run(), "Input 'awsConnection' must name a service connection", "'aws-prod'")
+    assert ado.requests == []
+
+
+def test_invalid_input_fails_before_any_request(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    run = aws_job(job, ado, moto_url, awsSessionDuration="10").run()
+    assert_failed_cleanly(run, "Input 'awsSessionDuration' must be from 900 to 43200, got 10")
+    assert ado.requests == []
+
+
+@pytest.mark.parametrize(("provider", "fragment"), [("", "Input 'provider' is required"), ("azurerm", "must be one of aws, azure")])
+def test_provider_input(job: AgentJob, provider: str, fragment: str) -> None:
+    job.inputs(provider=provider)
+    assert_failed_cleanly(job.run(), fragment)
+
+
+def test_access_denied_names_the_trust_condition(ado: AzureDevOps, job: AgentJob) -> None:
+    app = Sts()
+    app.trust(ado.issuer, keys_of(ado))
+    app.add_role(ROLE, issuer_url=ado.issuer, sub="sc://fabrikam/Payments/aws-PROD")
+    with Server(app) as server:
+        run = aws_job(job, ado, server.url).run()
+    issuer = f"vstoken.dev.azure.com/{ado.org_id}"
+    error = assert_failed_cleanly(run, "AccessDenied", f"{issuer}:sub = sc://fabrikam/Payments/aws-prod")
+    assert f'"{issuer}:sub": "sc://fabrikam/Payments/aws-prod"' in error
+
+
+def test_sts_unreachable(ado: AzureDevOps, job: AgentJob) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = aws_job(job, ado, f"http://127.0.0.1:{port}").run()
+    assert_failed_cleanly(run, "Could not reach AWS STS", "after 5 attempt(s)")
+    assert run.text.count("AWS STS: attempt") == 4
+
+
+def test_hostile_error_body_cannot_run_commands(ado: AzureDevOps, job: AgentJob) -> None:
+    def hostile(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("400 Bad Request", [("Content-Type", "text/xml")])
+        body = (
+            "<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad ##vso[task.setvariable variable=PWNED]1 "
+            "and ##vso[task.complete result=Succeeded]ok\n##vso[task.prependpath]/evil</Message></Error></ErrorResponse>"
+        )
+        return [body.encode()]
+
+    with Server(hostile) as server:
+        run = aws_job(job, ado, server.url).run()
+    assert_failed_cleanly(run, "InvalidIdentityToken")
+    assert "PWNED" not in run.variables
+    assert run.completions == [("Failed", run.completions[0][1])]
+    commands = {cmd.area_event for line in (run.stdout + run.stderr).splitlines() if (cmd := parse_line(line))}
+    assert commands <= {"task.setsecret", "task.logissue", "task.complete"}, commands
+
+
+def test_traceback_only_with_system_debug(ado: AzureDevOps, job: AgentJob) -> None:
+    aws_job(job, ado, "https://sts.amazonaws.com", awsRegion="not-a-region")
+    quiet = job.run()
+    assert "Traceback" not in quiet.stdout + quiet.stderr
+    loud = job.run(extra={"SYSTEM_DEBUG": "true"})
+    assert loud.failed
+    assert any(line.startswith("##[debug]Traceback") for line in loud.log)
+
+
+def test_python_killed_is_reported(job: AgentJob, tmp_path: Path) -> None:
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nkill -9 $$\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    run = job.run(extra={"OIDC_CREDENTIALS_PYTHON": str(fake)})
+    assert run.returncode == 0 and run.failed
+    assert "was stopped by signal SIGKILL" in run.errors[0]
+
+
+def test_no_python_names_what_to_install(job: AgentJob) -> None:
+    run = job.run(extra={"OIDC_CREDENTIALS_PYTHON": os.devnull + "-missing"})
+    assert run.returncode == 0 and run.failed
+    assert "UsePythonVersion@0" in run.errors[0] and "not found" in run.errors[0]
