@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import time
-
-import logging
 
 from demo.stage import Stage
 

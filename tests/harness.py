@@ -147,7 +147,15 @@ def unregistered_secret_lines(stdout: str, values: list[str]) -> list[str]:
 class AgentJob:
     """The environment of one job step, as the agent builds it."""
 
-    def __init__(self, *, collection_uri: str, oidc_request_uri: str, access_token: str, project_id: str = "", temp: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        collection_uri: str,
+        oidc_request_uri: str,
+        access_token: str,
+        project_id: str = "",
+        temp: Path | None = None,
+    ) -> None:
         self.env: dict[str, str] = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", ""),
@@ -175,7 +183,9 @@ class AgentJob:
             self.env["INPUT_" + name.upper()] = value
         return self
 
-    def endpoint(self, endpoint_id: str, *, url: str, scheme: str, params: dict[str, str], data: dict[str, str] | None = None) -> AgentJob:
+    def endpoint(
+        self, endpoint_id: str, *, url: str, scheme: str, params: dict[str, str], data: dict[str, str] | None = None
+    ) -> AgentJob:
         import json
 
         key = endpoint_id.lower()

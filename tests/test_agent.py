@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from oidc_credentials.agent import AgentEnv, mangle
 from oidc_credentials.errors import ConfigError
 
@@ -82,22 +81,38 @@ def test_endpoint_from_parameters_and_data() -> None:
 
 
 def test_endpoint_from_auth_json_only() -> None:
-    env = {f"ENDPOINT_AUTH_{GUID}": json.dumps({"parameters": {"tenantid": "t", "serviceprincipalid": "c"}, "scheme": "WorkloadIdentityFederation"})}
+    env = {
+        f"ENDPOINT_AUTH_{GUID}": json.dumps(
+            {"parameters": {"tenantid": "t", "serviceprincipalid": "c"}, "scheme": "WorkloadIdentityFederation"}
+        )
+    }
     endpoint = AgentEnv(env).endpoint(GUID)
     assert endpoint.scheme == "WorkloadIdentityFederation"
     assert endpoint.param("TenantId") == "t"
 
 
 def test_missing_endpoint_explains() -> None:
-    with pytest.raises(ConfigError, match="passed no details for service connection .* referenced by input 'awsConnection'"):
+    with pytest.raises(
+        ConfigError, match="passed no details for service connection .* referenced by input 'awsConnection'"
+    ):
         AgentEnv({}).endpoint(GUID, input_name="awsConnection")
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "from-endpoint", "SYSTEM_ACCESSTOKEN": "var"}, "from-endpoint"),
-        ({"ENDPOINT_AUTH_SYSTEMVSSCONNECTION": json.dumps({"parameters": {"AccessToken": "from-json"}, "scheme": "OAuth"})}, "from-json"),
+        (
+            {"ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "from-endpoint", "SYSTEM_ACCESSTOKEN": "var"},
+            "from-endpoint",
+        ),
+        (
+            {
+                "ENDPOINT_AUTH_SYSTEMVSSCONNECTION": json.dumps(
+                    {"parameters": {"AccessToken": "from-json"}, "scheme": "OAuth"}
+                )
+            },
+            "from-json",
+        ),
         ({"SYSTEM_ACCESSTOKEN": "from-variable"}, "from-variable"),
         ({"SECRET_SYSTEM_ACCESSTOKEN": "from-secret"}, "from-secret"),
         ({}, ""),

@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
 from oidc_credentials.agent import AgentEnv, Endpoint
 from oidc_credentials.errors import ConfigError, ExchangeError
 from oidc_credentials.http import Http
 from oidc_credentials.oidc import TokenSource
 from oidc_credentials.providers import Context, aws
+
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import LocalCA, Server
 from tests.standins.sts import Sts, keys_of
@@ -55,7 +55,12 @@ def test_connection_region_is_used() -> None:
         ("https://sts.amazonaws.com", "", "aws", "https://sts.amazonaws.com"),
         ("https://sts.amazonaws.com/", "us-east-2", "aws", "https://sts.us-east-2.amazonaws.com"),
         ("", "cn-north-1", "aws-cn", "https://sts.cn-north-1.amazonaws.com.cn"),
-        ("https://vpce-1.sts.eu-west-1.vpce.amazonaws.com", "eu-west-1", "aws", "https://vpce-1.sts.eu-west-1.vpce.amazonaws.com"),
+        (
+            "https://vpce-1.sts.eu-west-1.vpce.amazonaws.com",
+            "eu-west-1",
+            "aws",
+            "https://vpce-1.sts.eu-west-1.vpce.amazonaws.com",
+        ),
     ],
 )
 def test_sts_url(url: str, region: str, partition: str, expected: str) -> None:
@@ -73,17 +78,29 @@ def test_other_partition_needs_a_region() -> None:
         ({"awsRoleArn": "ado-deploy"}, "Input 'awsRoleArn' must be an IAM role ARN.*got 'ado-deploy'"),
         ({"awsRoleArn": "arn:aws:iam::12345:role/x"}, "must be an IAM role ARN"),
         ({"awsRegion": "Europe"}, "Input 'awsRegion' must be an AWS region code like eu-west-1, got 'Europe'"),
-        ({"awsSessionName": "has space"}, r"Input 'awsSessionName' must be 2-64 characters.*got 9 characters: 'has space'"),
+        (
+            {"awsSessionName": "has space"},
+            r"Input 'awsSessionName' must be 2-64 characters.*got 9 characters: 'has space'",
+        ),
         ({"awsSessionName": "x" * 65}, "got 65 characters"),
         ({"awsSessionDuration": "60"}, "Input 'awsSessionDuration' must be from 900 to 43200, got 60"),
         ({"awsSessionDuration": "1h"}, "Input 'awsSessionDuration' must be a whole number"),
         ({"awsSessionPolicy": "{not json"}, "Input 'awsSessionPolicy' must be a JSON policy document"),
         ({"awsSessionPolicy": "[1]"}, "an object with 'Statement'"),
         ({"awsSessionPolicy": json.dumps({"Statement": ["x" * 3000]})}, "at most 2048 characters.*got 30"),
-        ({"awsManagedSessionPolicies": "ReadOnlyAccess"}, "Input 'awsManagedSessionPolicies' must list managed policy ARNs.*'ReadOnlyAccess'"),
-        ({"awsManagedSessionPolicies": ",".join(f"arn:aws:iam::aws:policy/P{i}" for i in range(11))}, "at most 10 ARNs, got 11"),
+        (
+            {"awsManagedSessionPolicies": "ReadOnlyAccess"},
+            "Input 'awsManagedSessionPolicies' must list managed policy ARNs.*'ReadOnlyAccess'",
+        ),
+        (
+            {"awsManagedSessionPolicies": ",".join(f"arn:aws:iam::aws:policy/P{i}" for i in range(11))},
+            "at most 10 ARNs, got 11",
+        ),
         ({"awsAllowedAccountIds": "1234"}, "Input 'awsAllowedAccountIds' must list 12-digit account IDs, got '1234'"),
-        ({"awsAllowedAccountIds": "111111111111, 222222222222"}, "account 123456789012 is not in 'awsAllowedAccountIds' \\(111111111111, 222222222222\\)"),
+        (
+            {"awsAllowedAccountIds": "111111111111, 222222222222"},
+            "account 123456789012 is not in 'awsAllowedAccountIds' \\(111111111111, 222222222222\\)",
+        ),
     ],
 )
 def test_invalid_inputs_name_input_rule_and_value(inputs: dict[str, str], message: str) -> None:
@@ -118,7 +135,13 @@ def test_policy_is_minified_and_policies_kept() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("ado-42-1", "ado-42-1"), ("ado-Release 7-1", "ado-Release-7-1"), ("x", "x-"), ("a" * 80, "a" * 64), ("ado/é", "ado--")],
+    [
+        ("ado-42-1", "ado-42-1"),
+        ("ado-Release 7-1", "ado-Release-7-1"),
+        ("x", "x-"),
+        ("a" * 80, "a" * 64),
+        ("ado/é", "ado--"),
+    ],
 )
 def test_sanitise_session_name(raw: str, expected: str) -> None:
     assert aws.sanitise_session_name(raw) == expected
@@ -161,8 +184,14 @@ def run_exchange(ado: AzureDevOps, ca: LocalCA, sts_url: str, conn_name: str = "
 def test_exchange_success(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) -> None:
     app, url = sts
     app.add_role(ROLE, issuer_url=ado.issuer, sub="sc://fabrikam/Payments/aws-prod")
-    outcome, _tokens, _w = run_exchange(ado, ca, url, awsRegion="eu-west-1", awsSessionPolicy='{"Statement":[]}',
-                                        awsManagedSessionPolicies="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    outcome, _tokens, _w = run_exchange(
+        ado,
+        ca,
+        url,
+        awsRegion="eu-west-1",
+        awsSessionPolicy='{"Statement":[]}',
+        awsManagedSessionPolicies="arn:aws:iam::aws:policy/ReadOnlyAccess",
+    )
     values = {v.name: v for v in outcome.variables}
     assert values["AWS_ACCESS_KEY_ID"].value.startswith("ASIA") and values["AWS_ACCESS_KEY_ID"].secret
     assert values["AWS_SECRET_ACCESS_KEY"].secret and values["AWS_SESSION_TOKEN"].secret
@@ -195,7 +224,13 @@ def test_access_denied_prints_the_trust_condition(ado: AzureDevOps, ca: LocalCA,
 
 def test_unknown_provider_is_invalid_identity_token(ado: AzureDevOps, ca: LocalCA) -> None:
     app = Sts()
-    with Server(app) as server, pytest.raises(ExchangeError, match=r"(?s)InvalidIdentityToken: No OpenIDConnect provider found.*https://vstoken\.dev\.azure\.com/.*audience api://AzureADTokenExchange") as info:
+    with (
+        Server(app) as server,
+        pytest.raises(
+            ExchangeError,
+            match=r"(?s)InvalidIdentityToken: No OpenIDConnect provider found.*https://vstoken\.dev\.azure\.com/.*audience api://AzureADTokenExchange",
+        ) as info,
+    ):
         run_exchange(ado, ca, server.url)
     assert info.value.code == "InvalidIdentityToken"
 
@@ -230,7 +265,10 @@ def test_transient_sts_errors_are_retried(ado: AzureDevOps, ca: LocalCA, sts: tu
 def test_transient_errors_give_up_with_advice(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) -> None:
     app, url = sts
     app.faults += [("IDPCommunicationError", 400)] * 5
-    with pytest.raises(ExchangeError, match="(?s)IDPCommunicationError.*could not reach https://vstoken.dev.azure.com/.*run the job again"):
+    with pytest.raises(
+        ExchangeError,
+        match="(?s)IDPCommunicationError.*could not reach https://vstoken.dev.azure.com/.*run the job again",
+    ):
         run_exchange(ado, ca, url)
     assert len(app.requests) == 5
 
@@ -238,14 +276,18 @@ def test_transient_errors_give_up_with_advice(ado: AzureDevOps, ca: LocalCA, sts
 def test_duration_above_role_maximum(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) -> None:
     app, url = sts
     app.add_role(ROLE, issuer_url=ado.issuer, sub="sc://fabrikam/Payments/aws-prod", max_session=3600)
-    with pytest.raises(ExchangeError, match=r"(?s)ValidationError: The requested DurationSeconds exceeds.*asked for 7200 s"):
+    with pytest.raises(
+        ExchangeError, match=r"(?s)ValidationError: The requested DurationSeconds exceeds.*asked for 7200 s"
+    ):
         run_exchange(ado, ca, url, awsSessionDuration="7200")
 
 
 def test_region_disabled(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) -> None:
     app, url = sts
     app.disabled_regions.add(app.region)
-    with pytest.raises(ExchangeError, match="(?s)RegionDisabledException.*Activate it in IAM > Account settings") as info:
+    with pytest.raises(
+        ExchangeError, match="(?s)RegionDisabledException.*Activate it in IAM > Account settings"
+    ) as info:
         run_exchange(ado, ca, url)
     assert info.value.status == 403
 
@@ -254,7 +296,12 @@ def test_packed_policy_too_large(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, 
     app, url = sts
     app.max_packed_policy = 100
     with pytest.raises(ExchangeError, match="(?s)PackedPolicyTooLarge.*Shorten 'awsSessionPolicy'"):
-        run_exchange(ado, ca, url, awsSessionPolicy=json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}] * 3}))
+        run_exchange(
+            ado,
+            ca,
+            url,
+            awsSessionPolicy=json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}] * 3}),
+        )
 
 
 def test_not_an_sts_answer(ado: AzureDevOps, ca: LocalCA) -> None:
@@ -262,7 +309,10 @@ def test_not_an_sts_answer(ado: AzureDevOps, ca: LocalCA) -> None:
         start_response("404 Not Found", [("Content-Type", "text/html")])
         return [b"<html>##vso[task.setvariable variable=X]no</html>"]
 
-    with Server(html) as server, pytest.raises(ExchangeError, match=r"(?s)HTTP 404.*not an STS document.*check the connection's URL"):
+    with (
+        Server(html) as server,
+        pytest.raises(ExchangeError, match=r"(?s)HTTP 404.*not an STS document.*check the connection's URL"),
+    ):
         run_exchange(ado, ca, server.url)
 
 
@@ -278,8 +328,17 @@ def test_credentials_for_another_account_are_withheld(ado: AzureDevOps, ca: Loca
 
 def test_explain_covers_each_code() -> None:
     config = configure()
-    for code in ["AccessDenied", "InvalidIdentityToken", "ExpiredTokenException", "IDPCommunicationError", "Throttling",
-                 "RegionDisabledException", "ValidationError", "PackedPolicyTooLarge", "MalformedPolicyDocument"]:
+    for code in [
+        "AccessDenied",
+        "InvalidIdentityToken",
+        "ExpiredTokenException",
+        "IDPCommunicationError",
+        "Throttling",
+        "RegionDisabledException",
+        "ValidationError",
+        "PackedPolicyTooLarge",
+        "MalformedPolicyDocument",
+    ]:
         error = aws.explain(code, "msg", 400, config, None)
         assert error.code == code
         assert str(error).count("\n") >= 1, code  # a fix follows the head line

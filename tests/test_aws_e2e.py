@@ -67,7 +67,9 @@ def test_secrets_are_registered_before_variables(ado: AzureDevOps, job: AgentJob
     run = aws_job(job, ado, moto_url).run()
     lines = run.stdout.splitlines()
     first_setvariable = next(i for i, line in enumerate(lines) if "task.setvariable" in line)
-    registered = [line.split("]", 1)[1] for line in lines[:first_setvariable] if line.startswith("##vso[task.setsecret]")]
+    registered = [
+        line.split("]", 1)[1] for line in lines[:first_setvariable] if line.startswith("##vso[task.setsecret]")
+    ]
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         assert run.variables[name] in registered
 
@@ -121,7 +123,9 @@ def test_connection_not_referenced(ado: AzureDevOps, job: AgentJob, moto_url: st
     aws_job(job, ado, moto_url)
     conn_id = job.env["INPUT_AWSCONNECTION"]
     ado.connections[conn_id].referenced = False
-    assert_failed_cleanly(job.run(), "There is no explicit reference to service connection", "not referenced from this stage")
+    assert_failed_cleanly(
+        job.run(), "There is no explicit reference to service connection", "not referenced from this stage"
+    )
 
 
 def test_connection_name_instead_of_guid(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
@@ -137,7 +141,9 @@ def test_invalid_input_fails_before_any_request(ado: AzureDevOps, job: AgentJob,
     assert ado.requests == []
 
 
-@pytest.mark.parametrize(("provider", "fragment"), [("", "Input 'provider' is required"), ("azurerm", "must be one of aws, azure")])
+@pytest.mark.parametrize(
+    ("provider", "fragment"), [("", "Input 'provider' is required"), ("azurerm", "must be one of aws, azure")]
+)
 def test_provider_input(job: AgentJob, provider: str, fragment: str) -> None:
     job.inputs(provider=provider)
     assert_failed_cleanly(job.run(), fragment)

@@ -6,10 +6,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.wrappers import Request, Response
-
 from oidc_credentials.errors import ExchangeError
 from oidc_credentials.http import Http, RetryPolicy, retry_after_seconds
+from werkzeug.wrappers import Request, Response
+
 from tests.standins.server import LocalCA, Server
 
 

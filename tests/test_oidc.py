@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from oidc_credentials.agent import AgentEnv
 from oidc_credentials.errors import ConfigError, ExchangeError
 from oidc_credentials.http import Http
 from oidc_credentials.oidc import Claims, TokenSource, decode_claims, request_url
+
 from tests.standins.ado import ADO_AUDIENCE, AzureDevOps
 from tests.standins.server import LocalCA
 
@@ -28,7 +28,9 @@ def agent_env(ado: AzureDevOps, **extra: str) -> dict[str, str]:
 
 def source(ado: AzureDevOps, ca: LocalCA, conn_id: str, sleeps: list[float] | None = None, **extra: str) -> TokenSource:
     env = agent_env(ado, **extra)
-    http = Http({"REQUESTS_CA_BUNDLE": ca.bundle}, sleep=(sleeps if sleeps is not None else []).append, jitter=lambda: 0.0)
+    http = Http(
+        {"REQUESTS_CA_BUNDLE": ca.bundle}, sleep=(sleeps if sleeps is not None else []).append, jitter=lambda: 0.0
+    )
     return TokenSource.from_agent(AgentEnv(env), conn_id, http)
 
 
@@ -85,7 +87,9 @@ def test_not_referenced_connection(ado: AzureDevOps, ca: LocalCA) -> None:
 def test_rejected_access_token_with_suppress_header(ado: AzureDevOps, ca: LocalCA) -> None:
     conn = ado.add_connection("c")
     ado.access_token = "rotated"
-    with pytest.raises(ExchangeError, match=r"rejected the job access token.*HTTP 401.*Allow scripts to access the OAuth token") as info:
+    with pytest.raises(
+        ExchangeError, match=r"rejected the job access token.*HTTP 401.*Allow scripts to access the OAuth token"
+    ) as info:
         source(ado, ca, conn.id, ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN="stale")()
     assert info.value.code == "AccessTokenRejected"
 
@@ -94,7 +98,12 @@ def test_sign_in_redirect_is_explained(ado: AzureDevOps, ca: LocalCA) -> None:
     """Without the suppress header the service redirects to sign-in; we must not follow it."""
     conn = ado.add_connection("c")
     http = Http({"REQUESTS_CA_BUNDLE": ca.bundle}, sleep=lambda _s: None)
-    tokens = TokenSource(url=f"{ado.oidc_request_uri}?api-version=7.1&serviceConnectionId={conn.id}", access_token="bad", connection_id=conn.id, http=http)
+    tokens = TokenSource(
+        url=f"{ado.oidc_request_uri}?api-version=7.1&serviceConnectionId={conn.id}",
+        access_token="bad",
+        connection_id=conn.id,
+        http=http,
+    )
     tokens._http.request = _without_suppress(http)  # type: ignore[method-assign]
     with pytest.raises(ExchangeError, match=r"HTTP 302, redirected to sign-in"):
         tokens()
@@ -114,8 +123,15 @@ def _without_suppress(http: Http):  # type: ignore[no-untyped-def]
 def test_pipeline_token_instead_of_connection_is_refused(ado: AzureDevOps, ca: LocalCA) -> None:
     """A non-GUID id makes the real service return the pipeline's p:// token; never pass that on."""
     http = Http({"REQUESTS_CA_BUNDLE": ca.bundle}, sleep=lambda _s: None)
-    tokens = TokenSource(url=f"{ado.oidc_request_uri}?api-version=7.1&serviceConnectionId=aws-prod", access_token=ado.access_token, connection_id="aws-prod", http=http)
-    with pytest.raises(ConfigError, match=r"returned the pipeline's own token \(subject p://fabrikam/Payments/deploy\)"):
+    tokens = TokenSource(
+        url=f"{ado.oidc_request_uri}?api-version=7.1&serviceConnectionId=aws-prod",
+        access_token=ado.access_token,
+        connection_id="aws-prod",
+        http=http,
+    )
+    with pytest.raises(
+        ConfigError, match=r"returned the pipeline's own token \(subject p://fabrikam/Payments/deploy\)"
+    ):
         tokens()
 
 
@@ -149,7 +165,16 @@ def test_url_built_when_oidc_uri_missing() -> None:
 
 def test_url_build_names_what_is_missing() -> None:
     with pytest.raises(ConfigError, match="System.PlanId, System.JobId is missing"):
-        request_url(AgentEnv({"SYSTEM_COLLECTIONURI": "https://dev.azure.com/x/", "SYSTEM_TEAMPROJECTID": "p", "SYSTEM_HOSTTYPE": "build"}), CONN)
+        request_url(
+            AgentEnv(
+                {
+                    "SYSTEM_COLLECTIONURI": "https://dev.azure.com/x/",
+                    "SYSTEM_TEAMPROJECTID": "p",
+                    "SYSTEM_HOSTTYPE": "build",
+                }
+            ),
+            CONN,
+        )
 
 
 @pytest.mark.parametrize(
@@ -199,4 +224,7 @@ def test_garbage_token_is_an_exchange_error() -> None:
 
 
 def test_claims_issuer_id() -> None:
-    assert Claims(iss="https://vstoken.dev.azure.com/org-1/", sub="s", aud="a", exp=0).issuer_id == "vstoken.dev.azure.com/org-1"
+    assert (
+        Claims(iss="https://vstoken.dev.azure.com/org-1/", sub="s", aud="a", exp=0).issuer_id
+        == "vstoken.dev.azure.com/org-1"
+    )

@@ -32,7 +32,9 @@ def client(url: str, attempts: int = 3):  # type: ignore[no-untyped-def]
 
 
 def assume(url: str, token: str, **extra):  # type: ignore[no-untyped-def]
-    return client(url).assume_role_with_web_identity(RoleArn=ROLE, RoleSessionName="ado-1-1", WebIdentityToken=token, **extra)
+    return client(url).assume_role_with_web_identity(
+        RoleArn=ROLE, RoleSessionName="ado-1-1", WebIdentityToken=token, **extra
+    )
 
 
 def test_success_parses_like_moto(ado: AzureDevOps, stand_in: tuple[Sts, str], moto_url: str) -> None:
@@ -57,7 +59,9 @@ def test_success_parses_like_moto(ado: AzureDevOps, stand_in: tuple[Sts, str], m
         ("region", "RegionDisabledException", 403),
     ],
 )
-def test_errors_reach_botocore_as_sts_errors(ado: AzureDevOps, stand_in: tuple[Sts, str], setup: str, code: str, status: int) -> None:
+def test_errors_reach_botocore_as_sts_errors(
+    ado: AzureDevOps, stand_in: tuple[Sts, str], setup: str, code: str, status: int
+) -> None:
     app, url = stand_in
     token = ado.token_for(ado.add_connection("c"))
     extra = {}
@@ -66,7 +70,9 @@ def test_errors_reach_botocore_as_sts_errors(ado: AzureDevOps, stand_in: tuple[S
     elif setup == "unknown_issuer":
         app.providers.clear()
     elif setup == "expired":
-        token = ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": "sc://fabrikam/Payments/c"}, lifetime=-5)
+        token = ado.mint(
+            {"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": "sc://fabrikam/Payments/c"}, lifetime=-5
+        )
     elif setup == "too_long":
         extra["DurationSeconds"] = 7200
     elif setup == "region":
@@ -77,7 +83,10 @@ def test_errors_reach_botocore_as_sts_errors(ado: AzureDevOps, stand_in: tuple[S
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     if code in ("InvalidIdentityToken", "ExpiredTokenException"):
         # botocore models these two as typed exceptions: proof the envelope matches its model
-        typed = {"InvalidIdentityToken": "InvalidIdentityTokenException", "ExpiredTokenException": "ExpiredTokenException"}
+        typed = {
+            "InvalidIdentityToken": "InvalidIdentityTokenException",
+            "ExpiredTokenException": "ExpiredTokenException",
+        }
         assert type(info.value).__name__ == typed[code]
 
 

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from oidc_credentials.vso import (
     AgentOutput,
     NeutralisingStream,
@@ -18,6 +17,7 @@ from oidc_credentials.vso import (
     format_command,
     neutralise,
 )
+
 from tests.harness import ROOT, parse_line
 
 TASKLIB = ROOT / "node_modules" / "azure-pipelines-task-lib" / "taskcommand.js"
@@ -178,8 +178,8 @@ def test_neutralising_stream_handles_partial_lines() -> None:
     writer = AgentOutput(io.StringIO())
     writer.set_secret("tok-123456")
     stream = NeutralisingStream(writer, target)
-    stream.write("ERROR azure.identity: body {\"x\": \"##v")
-    stream.write("so[task.setvariable variable=Y]tok-123456\"}\nsecond")
+    stream.write('ERROR azure.identity: body {"x": "##v')
+    stream.write('so[task.setvariable variable=Y]tok-123456"}\nsecond')
     stream.flush()
     lines = target.getvalue().splitlines()
     assert len(lines) == 2

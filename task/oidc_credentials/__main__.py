@@ -14,6 +14,7 @@ from typing import TextIO
 from . import __version__
 from .agent import AgentEnv
 from .errors import ConfigError, TaskError
+from .files import write_private
 from .providers import Context, Outcome, load
 from .vso import AgentOutput, NeutralisingStream, check_variable_name
 
@@ -25,14 +26,16 @@ def _check(outcome: Outcome) -> None:
     """Refuse the whole outcome before anything is emitted: no half-set state."""
     seen: set[str] = set()
     for var in outcome.variables:
-        why = check_variable_name(var.name)
+        why = check_variable_name(var.name, allow_dash=var.verbatim)
         if why:
             raise ConfigError(f"Cannot set variable '{var.name}': {why}.")
         if var.name.upper() in seen:
             raise ConfigError(f"Two values were produced for variable '{var.name}'.")
         seen.add(var.name.upper())
         if var.secret and ("\n" in var.value or "\r" in var.value):
-            raise ConfigError(f"The value for secret variable '{var.name}' spans several lines, which the agent refuses.")
+            raise ConfigError(
+                f"The value for secret variable '{var.name}' spans several lines, which the agent refuses."
+            )
 
 
 def emit(outcome: Outcome, out: AgentOutput, *, publish_outputs: bool) -> None:
@@ -40,6 +43,10 @@ def emit(outcome: Outcome, out: AgentOutput, *, publish_outputs: bool) -> None:
     for var in outcome.variables:
         if var.secret:
             out.set_secret(var.value)
+    for value in outcome.secrets:
+        out.set_secret(value)
+    for file in outcome.files:
+        write_private(file.path, file.content)
     for var in outcome.variables:
         out.set_variable(var.name, var.value, secret=var.secret)
         if publish_outputs:
@@ -89,7 +96,10 @@ def run(agent: AgentEnv, out: AgentOutput) -> None:
         http.close()
     emit(outcome, out, publish_outputs=publish)
     if outcome.identity:
-        out.info(f"{provider.TITLE} identity: {outcome.identity}" + (f" (expires {outcome.expires})" if outcome.expires else ""))
+        out.info(
+            f"{provider.TITLE} identity: {outcome.identity}"
+            + (f" (expires {outcome.expires})" if outcome.expires else "")
+        )
     out.lines(outcome.notes)
 
 
@@ -102,6 +112,7 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None, std
     sys.stderr = guarded
     handler = logging.StreamHandler(guarded)
     root = logging.getLogger()
+    previous_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if agent.debug else logging.WARNING)
     logging.captureWarnings(True)
@@ -125,7 +136,9 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None, std
         return FAILED
     finally:
         guarded.flush()
+        logging.captureWarnings(False)
         root.removeHandler(handler)
+        root.setLevel(previous_level)
         sys.stderr = previous
 
 

@@ -77,7 +77,7 @@ def retry_after_seconds(value: str, now: float | None = None) -> float | None:
 
 
 def is_retryable_status(status: int) -> bool:
-    return status in (408, 429) or 500 <= status <= 599 and status != 501
+    return status in (408, 429) or (500 <= status <= 599 and status != 501)
 
 
 class Http:
@@ -92,12 +92,17 @@ class Http:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         user_agent: str = "OidcCredentials",
+        pool_size: int = 10,
     ) -> None:
         import requests  # lazy: keeps `--help` and error paths light
 
         self._requests = requests
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
+        if pool_size > 10:  # requests' default; callers that fetch concurrently need one connection per worker
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool_size)
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
         # Passed per request: requests lets os.environ override a session-level bundle.
         self._verify: str | bool = env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or True
         self._agent_proxy = _agent_proxy(env)
@@ -109,6 +114,15 @@ class Http:
 
     def close(self) -> None:
         self._session.close()
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA bundle in force ("" for the default one), for other HTTP clients to use the same."""
+        return self._verify if isinstance(self._verify, str) else ""
+
+    def proxies_for(self, url: str) -> dict[str, str] | None:
+        """The agent's proxy settings for ``url`` (None: leave it to HTTPS_PROXY/NO_PROXY)."""
+        return self._proxies(url)
 
     def _proxies(self, url: str) -> dict[str, str] | None:
         if not self._agent_proxy:

@@ -19,7 +19,12 @@ from .http import Http, Response
 
 SERVICE = "Azure DevOps"
 API_VERSION = "7.1"
-ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn")
+ENTRA_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+)
 VSTOKEN_HOST = "vstoken.dev.azure.com"
 # Organisations reached under either name belong to the same service.
 _ADO_FAMILY = ("dev.azure.com", ".visualstudio.com")
@@ -64,7 +69,9 @@ class Claims:
         return int(self.exp - now)
 
     def describe(self, now: float) -> list[str]:
-        expiry = dt.datetime.fromtimestamp(self.exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.exp else "?"
+        expiry = (
+            dt.datetime.fromtimestamp(self.exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.exp else "?"
+        )
         return [
             f"  issuer    {self.iss} ({self.issuer_kind})",
             f"  subject   {self.sub}",
@@ -148,38 +155,51 @@ def request_url(agent: AgentEnv, connection_id: str) -> str:
             "overridden System.OidcRequestUri; remove that variable from the pipeline."
         )
     if req.scheme != "https" and req_host not in _LOOPBACK:
-        raise ConfigError(f"Refusing to send the job access token over {req.scheme}: the OIDC request URL must be https.")
+        raise ConfigError(
+            f"Refusing to send the job access token over {req.scheme}: the OIDC request URL must be https."
+        )
     return f"{base.rstrip('/')}?api-version={API_VERSION}&serviceConnectionId={connection_id}"
 
 
 def _explain(resp: Response, connection_id: str, connection_label: str) -> ExchangeError:
     body = resp.text or ""
     location = resp.header("Location")
-    what = f"service connection {connection_label} ({connection_id})" if connection_label else f"service connection {connection_id}"
+    what = (
+        f"service connection {connection_label} ({connection_id})"
+        if connection_label
+        else f"service connection {connection_id}"
+    )
     if "no explicit reference" in body.lower():
         return ExchangeError(
             f"{SERVICE} will not issue a token for {what}: it says the connection is not referenced from this stage "
             f"(HTTP {resp.status}: {resp.snippet(300)}). The connection must be chosen in this task's connection input "
             "(not passed as a plain string or variable), and the pipeline must be authorised to use it.",
-            service=SERVICE, status=resp.status, code="NoExplicitReference",
+            service=SERVICE,
+            status=resp.status,
+            code="NoExplicitReference",
         )
     if resp.status in (401, 403) or "TF400813" in body or "_signin" in location or (300 <= resp.status < 400):
         return ExchangeError(
             f"{SERVICE} rejected the job access token when asked for an OIDC token (HTTP {resp.status}"
             + (", redirected to sign-in" if location else "")
             + f"). {_CLASSIC_HINT}",
-            service=SERVICE, status=resp.status, code="AccessTokenRejected",
+            service=SERVICE,
+            status=resp.status,
+            code="AccessTokenRejected",
         )
     if resp.status == 404:
         return ExchangeError(
             f"{SERVICE} answered Not Found for an OIDC token for {what}. The connection must exist in this project, be "
             "referenced by this task's connection input, and the pipeline must be authorised to use it "
             "(Project settings > Service connections > Security > Pipeline permissions).",
-            service=SERVICE, status=404, code="NotFound",
+            service=SERVICE,
+            status=404,
+            code="NotFound",
         )
     return ExchangeError(
         f"{SERVICE} refused the OIDC token request for {what}: HTTP {resp.status}: {resp.snippet() or '[no body]'}",
-        service=SERVICE, status=resp.status,
+        service=SERVICE,
+        status=resp.status,
     )
 
 
@@ -253,7 +273,8 @@ class TokenSource:
         if not isinstance(token, str) or not token:
             raise ExchangeError(
                 f"{SERVICE} answered HTTP 200 but without an oidcToken: {resp.snippet(200) or '[no body]'}",
-                service=SERVICE, status=200,
+                service=SERVICE,
+                status=200,
             )
         self._on_token(token)
         claims = decode_claims(token)

@@ -20,6 +20,8 @@ COMMAND_PREFIX = "##vso["
 #: Variable names the agent refuses or that would collide with what it passes to tasks.
 _RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9._]+$")
+# setvariable also takes "-" (Key Vault secret names hold it; AzureKeyVault@2 sets such names): allowed on request.
+_VERBATIM_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # After format and control characters are dropped (a culture-aware IndexOf skips zero-width and
 # soft-hyphen characters), any "##vso[" or "##[" left in untrusted text is broken by turning its
@@ -30,11 +32,7 @@ _COMMANDISH = re.compile(r"##(\s*vso)?\s*\[", re.IGNORECASE)
 def escape_property(value: str) -> str:
     """Escape a property value: ``%`` first, then CR, LF, ``]`` and ``;``."""
     return (
-        value.replace("%", "%AZP25")
-        .replace("\r", "%0D")
-        .replace("\n", "%0A")
-        .replace("]", "%5D")
-        .replace(";", "%3B")
+        value.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A").replace("]", "%5D").replace(";", "%3B")
     )
 
 
@@ -44,11 +42,7 @@ def escape_data(value: str) -> str:
 
 
 def _drop_invisible(text: str) -> str:
-    return "".join(
-        ch
-        for ch in text
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
-    )
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
 
 
 def neutralise(text: str) -> str:
@@ -74,10 +68,13 @@ def format_command(name: str, properties: Mapping[str, str | bool | None] | None
     return f"{COMMAND_PREFIX}{name}{props}]{escape_data(data)}"
 
 
-def check_variable_name(name: str) -> str | None:
-    """Return why the agent would refuse this variable name, or None when it is fine."""
-    if not name or not _VARIABLE_NAME.match(name):
-        return "a variable name may hold only letters, digits, '.' and '_'"
+def check_variable_name(name: str, *, allow_dash: bool = False) -> str | None:
+    """Return why the agent would refuse this variable name, or None when it is fine.
+
+    ``allow_dash`` admits ``-`` for names taken verbatim from a cloud (Key Vault secret names).
+    """
+    if not name or not (_VERBATIM_NAME if allow_dash else _VARIABLE_NAME).match(name):
+        return "a variable name may hold only letters, digits, '.' and '_'" + (" and '-'" if allow_dash else "")
     if name.lower().startswith(_RESERVED_PREFIXES):
         return "names starting with endpoint, input, secret, path or securefile are reserved by the agent"
     return None

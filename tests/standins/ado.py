@@ -83,7 +83,9 @@ class AzureDevOps:
         self.issued: list[str] = []
         self._lock = threading.Lock()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = self._key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.kid = hashlib.sha1(der).hexdigest().upper()  # noqa: S324 - a thumbprint, as the real kid is
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -102,14 +104,18 @@ class AzureDevOps:
             f"{self.plan_id}/jobs/{self.job_id}/oidctoken"
         )
 
-    def add_connection(self, name: str, *, referenced: bool = True, issuer: str = "vstoken", tenant_id: str = "") -> Connection:
+    def add_connection(
+        self, name: str, *, referenced: bool = True, issuer: str = "vstoken", tenant_id: str = ""
+    ) -> Connection:
         conn = Connection(str(uuid.uuid4()), name, referenced, issuer, tenant_id)
         self.connections[conn.id] = conn
         return conn
 
     def subject(self, conn: Connection) -> str:
         if conn.issuer == "entra":
-            return f"/eid1/c/pub/t/{_b64_guid(conn.tenant_id)}/a/{_b64_guid(AZURE_DEVOPS_APP)}/sc/{self.org_id}/{conn.id}"
+            return (
+                f"/eid1/c/pub/t/{_b64_guid(conn.tenant_id)}/a/{_b64_guid(AZURE_DEVOPS_APP)}/sc/{self.org_id}/{conn.id}"
+            )
         return f"sc://{self.org}/{self.project}/{conn.name}"
 
     def fail_next(self, count: int, status: int = 503, body: str = "", headers: dict[str, str] | None = None) -> None:
@@ -117,9 +123,11 @@ class AzureDevOps:
             self.faults.extend(Fault(status, body, dict(headers or {})) for _ in range(count))
 
     def public_pem(self) -> str:
-        return self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self._key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
@@ -167,7 +175,13 @@ class AzureDevOps:
         body = request.get_data(as_text=True)
         with self._lock:
             self.requests.append(
-                {"method": request.method, "path": request.path, "args": dict(request.args), "headers": dict(request.headers), "body": body}
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "args": dict(request.args),
+                    "headers": dict(request.headers),
+                    "body": body,
+                }
             )
             fault = self.faults.pop(0) if self.faults and request.path.endswith("/oidctoken") else None
         response = self._fault(fault) if fault else self._route(request)
@@ -175,7 +189,12 @@ class AzureDevOps:
 
     @staticmethod
     def _fault(fault: Fault) -> Response:
-        return Response(fault.body or f"<html><body>Service Unavailable ({fault.status})</body></html>", fault.status, fault.headers, content_type="text/html")
+        return Response(
+            fault.body or f"<html><body>Service Unavailable ({fault.status})</body></html>",
+            fault.status,
+            fault.headers,
+            content_type="text/html",
+        )
 
     @staticmethod
     def _vss_error(status: int, message: str, type_key: str) -> Response:
@@ -223,7 +242,9 @@ class AzureDevOps:
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":
             if request.headers.get("X-TFS-FedAuthRedirect") == "Suppress":
                 return self._vss_error(
-                    401, "TF400813: The user '' is not authorized to access this resource.", "UnauthorizedRequestException"
+                    401,
+                    "TF400813: The user '' is not authorized to access this resource.",
+                    "UnauthorizedRequestException",
                 )
             signin = f"https://spsprodweu5.vssps.visualstudio.com/_signin?realm=dev.azure.com&reply_to={self.base_url}"
             return Response(
@@ -236,7 +257,7 @@ class AzureDevOps:
             return self._vss_error(
                 400,
                 "No api-version was supplied for the POST request. An api-version must be supplied either as part of the "
-                "Accept header (e.g. \"application/json; api-version=1.0\") or as a query parameter.",
+                'Accept header (e.g. "application/json; api-version=1.0") or as a query parameter.',
                 "VssVersionNotSpecifiedException",
             )
         connection_id = request.args.get("serviceConnectionId", "")
@@ -251,7 +272,9 @@ class AzureDevOps:
             conn = self.connections.get(connection_id.lower())
             if conn is None or not conn.referenced:
                 message = f"There is no explicit reference to service connection {connection_id} from current stage Deploy.Job.__default."
-                return Response(json.dumps({"count": 1, "value": message}), 400, content_type="application/json; charset=utf-8")
+                return Response(
+                    json.dumps({"count": 1, "value": message}), 400, content_type="application/json; charset=utf-8"
+                )
             token = self.token_for(conn)
         with self._lock:
             self.issued.append(token)

@@ -52,7 +52,9 @@ class Server:
         )
         self.port = self._server.server_port
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=f"standin-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name=f"standin-{self.port}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -62,7 +62,9 @@ class Sts:
         issuer_id = issuer_url.split("://", 1)[-1]
         self.providers[issuer_id] = OidcProvider(issuer_url, client_ids or ["api://AzureADTokenExchange"], keys)
 
-    def add_role(self, arn: str, *, issuer_url: str, sub: str, aud: str = "api://AzureADTokenExchange", max_session: int = 3600) -> Role:
+    def add_role(
+        self, arn: str, *, issuer_url: str, sub: str, aud: str = "api://AzureADTokenExchange", max_session: int = 3600
+    ) -> Role:
         role = Role(arn, sub, aud, issuer_url.split("://", 1)[-1], max_session)
         self.roles[arn] = role
         return role
@@ -95,7 +97,9 @@ class Sts:
 
     def _assume(self, form: dict[str, str]) -> Response:
         if form.get("Action") != "AssumeRoleWithWebIdentity":
-            return self.error("InvalidAction", f"Could not find operation {form.get('Action')} for version 2011-06-15", 400)
+            return self.error(
+                "InvalidAction", f"Could not find operation {form.get('Action')} for version 2011-06-15", 400
+            )
         for required in ("RoleArn", "RoleSessionName", "WebIdentityToken"):
             if not form.get(required):
                 return self.error("MissingParameter", f"The request must contain the parameter {required}", 400)
@@ -120,7 +124,9 @@ class Sts:
         if policy_size > self.max_packed_policy:
             percent = int(100 * policy_size / self.max_packed_policy)
             return self.error(
-                "PackedPolicyTooLarge", f"Packed policy consumes {percent}% of allotted space, please use smaller policy.", 400
+                "PackedPolicyTooLarge",
+                f"Packed policy consumes {percent}% of allotted space, please use smaller policy.",
+                400,
             )
         token = form["WebIdentityToken"]
         try:
@@ -131,14 +137,18 @@ class Sts:
         provider = self.providers.get(issuer_id)
         if provider is None:
             return self.error(
-                "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {unverified.get('iss')}", 400
+                "InvalidIdentityToken",
+                f"No OpenIDConnect provider found in your account for {unverified.get('iss')}",
+                400,
             )
         try:
             claims = jwt.decode(
                 token, key=provider.keys(), algorithms=["RS256"], options={"verify_aud": False, "verify_exp": False}
             )
         except jwt.PyJWTError:
-            return self.error("InvalidIdentityToken", "The web identity token that was passed could not be validated by AWS.", 400)
+            return self.error(
+                "InvalidIdentityToken", "The web identity token that was passed could not be validated by AWS.", 400
+            )
         if int(claims.get("exp", 0)) <= int(time.time()):
             return self.error(
                 "ExpiredTokenException",
@@ -156,7 +166,11 @@ class Sts:
         ):
             return self.error("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403)
         if duration > role.max_session:
-            return self.error("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.", 400)
+            return self.error(
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+                400,
+            )
         return self._success(role, session, duration, claims, provider)
 
     @staticmethod

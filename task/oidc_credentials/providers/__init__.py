@@ -37,6 +37,16 @@ class Variable:
     name: str
     value: str
     secret: bool = False
+    #: the name is a cloud's own (a Key Vault secret name) and may hold "-", which setvariable accepts
+    verbatim: bool = False
+
+
+@dataclass(frozen=True)
+class File:
+    """A private file to write (mode 0600, never through a symlink) before any variable is set."""
+
+    path: str
+    content: str
 
 
 @dataclass
@@ -49,6 +59,9 @@ class Outcome:
     #: when they expire, ISO 8601, or "" when they do not
     expires: str = ""
     notes: list[str] = field(default_factory=list)
+    #: further values to register as secrets first (each line of a multi-line secret, ...)
+    secrets: list[str] = field(default_factory=list)
+    files: list[File] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +90,7 @@ def load(name: str) -> Provider:
     if module is None:
         raise ConfigError(f"Input 'provider' must be one of {', '.join(PROVIDERS)}, got '{name}'.")
     try:
-        loaded: Provider = importlib.import_module(module)  # type: ignore[assignment]
+        loaded: Provider = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name == module:
             raise ConfigError(f"Provider '{name}' is not available in this version of the task yet.") from None

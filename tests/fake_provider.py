@@ -1,0 +1,37 @@
+"""A provider for tests of the composition root: its behaviour is chosen by the input 'fakeMode'."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from oidc_credentials.agent import AgentEnv, Endpoint
+from oidc_credentials.oidc import TokenSource
+from oidc_credentials.providers import Context, Outcome, Variable
+
+TITLE = "Fake"
+CONNECTION_INPUT = "awsConnection"
+
+
+def configure(agent: AgentEnv, endpoint: Endpoint) -> str:
+    return agent.input("fakeMode", default="ok")
+
+
+def exchange(config: str, tokens: TokenSource, ctx: Context) -> Outcome:
+    if config == "hostile-log":
+        logging.getLogger("azure.identity").warning(
+            'Entra said {"error_description": "##vso[task.setvariable variable=PWNED]1"}'
+        )
+        warnings.warn("##vso[task.complete result=Succeeded]from a warning", UserWarning, stacklevel=1)
+    if config == "crash":
+        raise KeyError("boom")
+    if config == "multiline":
+        return Outcome(
+            variables=[Variable("FIRST", "fine", secret=True), Variable("SECOND", "two\nlines", secret=True)]
+        )
+    if config == "bad-name":
+        return Outcome(variables=[Variable("OK_ONE", "v", secret=True), Variable("my-db-password", "v2", secret=True)])
+    return Outcome(
+        variables=[Variable("FAKE_SECRET", "s3cr3t-value", secret=True), Variable("FAKE_PLAIN", "plain")],
+        identity="fake-identity",
+    )
