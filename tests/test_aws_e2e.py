@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
-from tests.harness import AgentJob, TaskRun, parse_line, unregistered_secret_lines
+from tests.harness import ROOT, AgentJob, TaskRun, parse_line, unregistered_secret_lines
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import Server
 from tests.standins.sts import Sts, keys_of
@@ -209,3 +211,20 @@ def test_no_python_names_what_to_install(job: AgentJob) -> None:
     run = job.run(extra={"OIDC_CREDENTIALS_PYTHON": os.devnull + "-missing"})
     assert run.returncode == 0 and run.failed
     assert "UsePythonVersion@0" in run.errors[0] and "not found" in run.errors[0]
+
+
+def test_aws_path_imports_nothing_heavy(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    """Heavy imports are lazy: the AWS path loads neither azure-identity, msal nor jinja2."""
+    aws_job(job, ado, moto_url)
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+        f"runpy.run_path({str(ROOT / 'task' / 'entry.py')!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], env=job.env, capture_output=True, text=True, check=False)
+    run = TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
+    assert not run.failed and run.variables["AWS_ACCESS_KEY_ID"]
+    modules = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES ")).split()[1:]
+    assert "oidc_credentials.providers.aws" in modules and "requests" in modules
+    heavy = [m for m in modules if m.split(".")[0] in ("azure", "msal", "jinja2", "google")]
+    assert heavy == []
