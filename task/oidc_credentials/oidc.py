@@ -55,7 +55,7 @@ class Claims:
     def issuer_kind(self) -> str:
         host = urlsplit(self.iss).hostname or ""
         if host == VSTOKEN_HOST:
-            return "Azure DevOps issuer (vstoken)"
+            return "Azure DevOps issuer, vstoken"
         if host in ENTRA_HOSTS:
             return "Microsoft Entra issuer"
         return "unrecognised issuer"
