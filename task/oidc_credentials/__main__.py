@@ -127,6 +127,14 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None, std
             out.debug(traceback.format_exc())
         out.complete("Failed", exc.message.split("\n", 1)[0])
         return FAILED
+    except ImportError as exc:
+        message = (
+            f"OidcCredentials could not load its Python dependency '{exc.name or exc}' with {sys.executable}. Use the "
+            "packaged task, or install the dependencies for this interpreter: pip install oidc-credentials."
+        )
+        out.error(message)
+        out.complete("Failed", message)
+        return FAILED
     except Exception as exc:  # the one boundary: anything else is our bug, reported without a traceback
         message = f"Unexpected {type(exc).__name__}: {exc}. Set System.Debug to true for details and report this."
         out.error(message)
