@@ -7,6 +7,7 @@ const { spawnSync } = require('child_process');
 const path = require('path');
 
 const TOO_OLD = 87;
+const WINDOWS_STUB = 9009;
 const ENTRY = path.join(__dirname, 'entry.py');
 
 function escapeData(text) {
@@ -42,6 +43,11 @@ function run(env, platform) {
     }
     if (result.status === TOO_OLD) {
       tried.push(label + ' (older than 3.9)');
+      continue;
+    }
+    // Windows' "App execution alias" stubs for python/python3 exit 9009 when no Python is installed.
+    if (platform === 'win32' && result.status === WINDOWS_STUB) {
+      tried.push(label + ' (a Microsoft Store alias, not an installed Python)');
       continue;
     }
     if (result.status !== 0 && result.status !== 1) {
