@@ -29,6 +29,12 @@ def _bundled_deps(here):
 def main():
     if sys.version_info < (3, 9):
         sys.exit(TOO_OLD)
+    # The agent reads task output as UTF-8; a Windows console pipe would otherwise use the ANSI code page.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         extra = _bundled_deps(here)
