@@ -9,6 +9,8 @@ import sys
 #: one module per benchmark, each with main() -> None printing its figures and targets
 BENCHES = {
     "aws": "bench.aws",
+    "azure": "bench.azure",
+    "keyvault": "bench.keyvault",
 }
 
 
