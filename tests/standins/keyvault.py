@@ -87,7 +87,10 @@ class KeyVault:
         self.latency = 0.0
         self.requests: list[dict[str, Any]] = []
         self.max_in_flight = 0
+        #: the most secret values (GET /secrets/<name>) served at once
+        self.max_values_in_flight = 0
         self._in_flight = 0
+        self._values_in_flight = 0
         self._throttle: list[int] = []
         self._lock = threading.Lock()
 
@@ -114,9 +117,12 @@ class KeyVault:
     # -- the service --------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        value = request.path.startswith("/secrets/") and len(request.path.strip("/").split("/")) >= 2
         with self._lock:
             self._in_flight += 1
+            self._values_in_flight += value
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self.max_values_in_flight = max(self.max_values_in_flight, self._values_in_flight)
             self.requests.append({"method": request.method, "path": request.path, "args": dict(request.args), "headers": dict(request.headers)})
         try:
             if self.latency:
@@ -125,6 +131,7 @@ class KeyVault:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._values_in_flight -= value
         return response(environ, start_response)
 
     @staticmethod

@@ -168,7 +168,7 @@ def explain(resp: Response, config: KeyVaultConfig, action: str) -> ExchangeErro
     code, inner, message = _error(resp)
     conn = config.connection
     flat = " ".join(message.split())
-    vault_match = re.search(r"Vault: ([A-Za-z0-9-]+)", message)
+    vault_match = re.search(r"(?:Vault: |key vault ')([A-Za-z0-9-]+)", message)
     vault = vault_match.group(1) if vault_match else config.vault_name
     head = f"{SERVICE} {config.vault_url} refused to {action} (HTTP {resp.status} {inner or code}): {flat}"
     if inner == "ForbiddenByRbac":
