@@ -53,7 +53,9 @@ def main() -> None:
         stage.servers.append(server)
         vault.base_url = server.url
         vault.latency = LATENCY
-        job = world.endpoint(stage.job().inputs(provider="keyvault", azureConnection=world.connection_id, keyVault=server.url))
+        job = world.endpoint(
+            stage.job().inputs(provider="keyvault", azureConnection=world.connection_id, keyVault=server.url)
+        )
         env = dict(job.env)
         loop_env = dict(
             env,

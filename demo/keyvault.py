@@ -45,4 +45,6 @@ def run(stage: Stage) -> None:
     with open(result.variables["TLS_CERT_FILE"], encoding="utf-8") as handle:
         if handle.read() != SECRETS["tls-cert"]:
             raise SystemExit("the certificate file does not hold the secret")
-    print("  later step: $(db-password), $(DB_PASSWORD), $(api-key) and the file at $(TLS_CERT_FILE) hold the vault's values")
+    print(
+        "  later step: $(db-password), $(DB_PASSWORD), $(api-key) and the file at $(TLS_CERT_FILE) hold the vault's values"
+    )

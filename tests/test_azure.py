@@ -48,7 +48,11 @@ def test_a_connection_that_is_not_wif_says_how_to_convert(scheme: str, params: d
 
 @pytest.mark.parametrize(
     ("params", "fragment"),
-    [({"TENANTID": ""}, "no valid tenant ID"), ({"TENANTID": "bad tenant!"}, "'bad tenant!'"), ({"SERVICEPRINCIPALID": "my-app"}, "must be a GUID, got 'my-app'")],
+    [
+        ({"TENANTID": ""}, "no valid tenant ID"),
+        ({"TENANTID": "bad tenant!"}, "'bad tenant!'"),
+        ({"SERVICEPRINCIPALID": "my-app"}, "must be a GUID, got 'my-app'"),
+    ],
 )
 def test_tenant_and_client_id_are_checked(params: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError, match="Edit the connection") as caught:
@@ -59,13 +63,35 @@ def test_tenant_and_client_id_are_checked(params: dict[str, str], fragment: str)
 @pytest.mark.parametrize(
     ("environment", "authority", "arm_scope", "suffix", "terraform"),
     [
-        ("AzureCloud", "https://login.microsoftonline.com/", "https://management.azure.com/.default", "vault.azure.net", "public"),
-        ("AzureUSGovernment", "https://login.microsoftonline.us/", "https://management.usgovcloudapi.net/.default", "vault.usgovcloudapi.net", "usgovernment"),
-        ("azurechinacloud", "https://login.chinacloudapi.cn/", "https://management.chinacloudapi.cn/.default", "vault.azure.cn", "china"),
+        (
+            "AzureCloud",
+            "https://login.microsoftonline.com/",
+            "https://management.azure.com/.default",
+            "vault.azure.net",
+            "public",
+        ),
+        (
+            "AzureUSGovernment",
+            "https://login.microsoftonline.us/",
+            "https://management.usgovcloudapi.net/.default",
+            "vault.usgovcloudapi.net",
+            "usgovernment",
+        ),
+        (
+            "azurechinacloud",
+            "https://login.chinacloudapi.cn/",
+            "https://management.chinacloudapi.cn/.default",
+            "vault.azure.cn",
+            "china",
+        ),
     ],
 )
-def test_sovereign_clouds_come_from_the_endpoint_data(environment: str, authority: str, arm_scope: str, suffix: str, terraform: str) -> None:
-    config = azure.configure(agent(azureScopes="https://management.azure.com/.default"), endpoint(environment=environment))
+def test_sovereign_clouds_come_from_the_endpoint_data(
+    environment: str, authority: str, arm_scope: str, suffix: str, terraform: str
+) -> None:
+    config = azure.configure(
+        agent(azureScopes="https://management.azure.com/.default"), endpoint(environment=environment)
+    )
     conn = config.connection
     assert conn.authority == authority and conn.keyvault_suffix == suffix and conn.cloud.terraform == terraform
     assert conn.keyvault_resource == f"https://{suffix}"
@@ -75,7 +101,8 @@ def test_sovereign_clouds_come_from_the_endpoint_data(environment: str, authorit
 
 def test_endpoint_data_overrides_the_cloud_table() -> None:
     conn = read_connection(
-        endpoint(activeDirectoryAuthority="https://login.example.test", AzureKeyVaultDnsSuffix="vault.example.test"), "azureConnection"
+        endpoint(activeDirectoryAuthority="https://login.example.test", AzureKeyVaultDnsSuffix="vault.example.test"),
+        "azureConnection",
     )
     assert conn.authority == "https://login.example.test/" and conn.keyvault_resource == "https://vault.example.test"
 
@@ -83,7 +110,9 @@ def test_endpoint_data_overrides_the_cloud_table() -> None:
 def test_azure_stack_needs_its_authority() -> None:
     with pytest.raises(ConfigError, match="cloud 'AzureStack'.*activeDirectoryAuthority"):
         read_connection(endpoint(environment="AzureStack"), "azureConnection")
-    conn = read_connection(endpoint(environment="AzureStack", activeDirectoryAuthority="https://adfs.local/adfs"), "azureConnection")
+    conn = read_connection(
+        endpoint(environment="AzureStack", activeDirectoryAuthority="https://adfs.local/adfs"), "azureConnection"
+    )
     assert conn.authority == "https://adfs.local/adfs/"
 
 
@@ -109,55 +138,100 @@ def test_scopes_are_validated(scopes: str, fragment: str) -> None:
 
 def test_scopes_default_and_names() -> None:
     assert azure.configure(agent(), endpoint()).scopes == ("https://management.azure.com/.default",)
-    config = azure.configure(agent(azureScopes="https://management.azure.com/.default, api://my-api/.default"), endpoint())
+    config = azure.configure(
+        agent(azureScopes="https://management.azure.com/.default, api://my-api/.default"), endpoint()
+    )
     assert config.scopes == ("https://management.azure.com/.default", "api://my-api/.default")
-    assert [azure.token_variable(i) for i in range(3)] == ["AZURE_ACCESS_TOKEN", "AZURE_ACCESS_TOKEN_2", "AZURE_ACCESS_TOKEN_3"]
+    assert [azure.token_variable(i) for i in range(3)] == [
+        "AZURE_ACCESS_TOKEN",
+        "AZURE_ACCESS_TOKEN_2",
+        "AZURE_ACCESS_TOKEN_3",
+    ]
 
 
 def test_case_only_difference() -> None:
-    assert case_only_difference("sc://Org/proj/Conn", "sc://org/proj/conn") == "character 6: 'O' here, 'o' there; character 15: 'C' here, 'c' there"
+    assert (
+        case_only_difference("sc://Org/proj/Conn", "sc://org/proj/conn")
+        == "character 6: 'O' here, 'o' there; character 15: 'C' here, 'c' there"
+    )
     assert case_only_difference("same", "same") == ""
     assert case_only_difference("sc://a", "sc://b") == ""
 
 
-CLAIMS = Claims(iss="https://vstoken.dev.azure.com/org-id", sub="sc://fabrikam/Payments/Azure-Prod", aud="api://AzureADTokenExchange", exp=2000, iat=1700)
+CLAIMS = Claims(
+    iss="https://vstoken.dev.azure.com/org-id",
+    sub="sc://fabrikam/Payments/Azure-Prod",
+    aud="api://AzureADTokenExchange",
+    exp=2000,
+    iat=1700,
+)
 
 
 @pytest.mark.parametrize(
     ("code", "fragments"),
     [
-        (700211, ["No federated credential of the app has this token's issuer", "Issuer               https://vstoken.dev.azure.com/org-id"]),
+        (
+            700211,
+            [
+                "No federated credential of the app has this token's issuer",
+                "Issuer               https://vstoken.dev.azure.com/org-id",
+            ],
+        ),
         (700212, ["none lists this token's audience", "Audience             api://AzureADTokenExchange"]),
         (700213, ["none has this token's subject", "Subject identifier   sc://fabrikam/Payments/Azure-Prod"]),
         (7002138, ["only when letter case is ignored", "case-sensitive"]),
         (70021, ["no federated credential matching this token at all"]),
         (700016, [f"App {CLIENT} does not exist in tenant {TENANT}", "Directory (tenant) ID"]),
         (7000215, ["'invalid client secret' error", "OidcCredentials sends no secret"]),
-        (700024, ["outside its valid time range", "issued 1970-01-01T00:28:20Z", "expires 1970-01-01T00:33:20Z", "agent's clock"]),
+        (
+            700024,
+            [
+                "outside its valid time range",
+                "issued 1970-01-01T00:28:20Z",
+                "expires 1970-01-01T00:33:20Z",
+                "agent's clock",
+            ],
+        ),
     ],
 )
 def test_each_entra_error_is_explained(code: int, fragments: list[str]) -> None:
     conn = read_connection(endpoint(), "azureConnection")
     error = explain_entra(code, f"AADSTS{code}: what Entra said.\r\nTrace ID: x", 401, conn, CLAIMS, 5000.0)
     text = str(error)
-    assert text.startswith(f"Microsoft Entra ID refused the token exchange for app {CLIENT} in tenant {TENANT}: AADSTS{code}: what Entra said. Trace ID: x")
+    assert text.startswith(
+        f"Microsoft Entra ID refused the token exchange for app {CLIENT} in tenant {TENANT}: AADSTS{code}: what Entra said. Trace ID: x"
+    )
     assert error.code == f"AADSTS{code}" and error.status == 401
     for fragment in fragments:
         assert fragment in text
     if code in (700211, 700212, 700213, 7002138, 70021):
-        assert "The token presented:\n  issuer    https://vstoken.dev.azure.com/org-id\n  subject   sc://fabrikam/Payments/Azure-Prod" in text
+        assert (
+            "The token presented:\n  issuer    https://vstoken.dev.azure.com/org-id\n  subject   sc://fabrikam/Payments/Azure-Prod"
+            in text
+        )
 
 
 def test_a_recorded_subject_differing_in_case_is_called_out() -> None:
-    conn = read_connection(endpoint(params={"workloadIdentityFederationSubject": "sc://fabrikam/Payments/azure-prod"}), "azureConnection")
+    conn = read_connection(
+        endpoint(params={"workloadIdentityFederationSubject": "sc://fabrikam/Payments/azure-prod"}), "azureConnection"
+    )
     text = str(explain_entra(700213, "AADSTS700213: no match", 401, conn, CLAIMS, 0.0))
-    assert "differs from the token's only in letter case (character 24: 'A' here, 'a' there; character 30: 'P' here, 'p' there)" in text
+    assert (
+        "differs from the token's only in letter case (character 24: 'A' here, 'a' there; character 30: 'P' here, 'p' there)"
+        in text
+    )
 
 
 def test_a_recorded_issuer_that_differs_is_named() -> None:
-    conn = read_connection(endpoint(params={"workloadIdentityFederationIssuer": "https://login.microsoftonline.com/t/v2.0"}), "azureConnection")
+    conn = read_connection(
+        endpoint(params={"workloadIdentityFederationIssuer": "https://login.microsoftonline.com/t/v2.0"}),
+        "azureConnection",
+    )
     text = str(explain_entra(700211, "AADSTS700211: no match", 401, conn, CLAIMS, 0.0))
-    assert "The connection records the issuer https://login.microsoftonline.com/t/v2.0, but the token carries https://vstoken.dev.azure.com/org-id" in text
+    assert (
+        "The connection records the issuer https://login.microsoftonline.com/t/v2.0, but the token carries https://vstoken.dev.azure.com/org-id"
+        in text
+    )
 
 
 def test_unknown_codes_keep_entra_words() -> None:

@@ -22,21 +22,28 @@ def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
         yield wire(entra, ado, url=server.url)
 
 
-def test_arm_token_and_variables_for_later_steps(job: AgentJob, world: AzureWorld, ado: AzureDevOps, ca: LocalCA) -> None:
+def test_arm_token_and_variables_for_later_steps(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps, ca: LocalCA
+) -> None:
     world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id))
     result = job.run()
     assert not result.failed, result.text
     token = result.variables["AZURE_ACCESS_TOKEN"]
     assert "AZURE_ACCESS_TOKEN" in result.secret_names
     # A later step: ARM accepts the token.
-    resp = requests.get(f"{world.url}/subscriptions?api-version=2022-12-01", headers={"Authorization": f"Bearer {token}"}, verify=ca.bundle, timeout=10)
+    resp = requests.get(
+        f"{world.url}/subscriptions?api-version=2022-12-01",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ca.bundle,
+        timeout=10,
+    )
     assert resp.status_code == 200
     assert resp.json()["value"][0]["subscriptionId"] == world.tenant.subscriptions[0]
 
 
-
-
-def test_later_step_needs_no_secret(job: AgentJob, world: AzureWorld, ado: AzureDevOps, ca: LocalCA, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_later_step_needs_no_secret(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps, ca: LocalCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from azure.identity import AzurePipelinesCredential
 
     world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id))
@@ -57,15 +64,25 @@ def test_later_step_needs_no_secret(job: AgentJob, world: AzureWorld, ado: Azure
         authority=world.url,
         connection_verify=ca.bundle,
     )
-    assert world.entra.verify_access_token(credential.get_token("https://management.azure.com/.default").token, resource="https://management.azure.com")
+    assert world.entra.verify_access_token(
+        credential.get_token("https://management.azure.com/.default").token, resource="https://management.azure.com"
+    )
 
 
-def test_each_scope_gets_its_own_token_and_a_fresh_oidc_token(job: AgentJob, world: AzureWorld, ado: AzureDevOps) -> None:
-    scopes = "https://management.azure.com/.default\nhttps://graph.microsoft.com/.default\nhttps://vault.azure.net/.default"
+def test_each_scope_gets_its_own_token_and_a_fresh_oidc_token(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps
+) -> None:
+    scopes = (
+        "https://management.azure.com/.default\nhttps://graph.microsoft.com/.default\nhttps://vault.azure.net/.default"
+    )
     world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id, azureScopes=scopes))
     result = job.run()
     assert not result.failed, result.text
-    for name, resource in [("AZURE_ACCESS_TOKEN", "https://management.azure.com"), ("AZURE_ACCESS_TOKEN_2", "https://graph.microsoft.com"), ("AZURE_ACCESS_TOKEN_3", "https://vault.azure.net")]:
+    for name, resource in [
+        ("AZURE_ACCESS_TOKEN", "https://management.azure.com"),
+        ("AZURE_ACCESS_TOKEN_2", "https://graph.microsoft.com"),
+        ("AZURE_ACCESS_TOKEN_3", "https://vault.azure.net"),
+    ]:
         assert world.entra.verify_access_token(result.variables[name], resource=resource)
         assert name in result.secret_names and f"{name}_EXPIRES_ON" not in result.secret_names
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", result.variables[f"{name}_EXPIRES_ON"])
@@ -88,18 +105,28 @@ def test_an_entra_issuer_connection_works(job: AgentJob, ado: AzureDevOps, ca: L
 
 def test_a_sovereign_cloud_connection_gets_its_own_arm(job: AgentJob, world: AzureWorld) -> None:
     world.endpoint(
-        job.inputs(provider="azure", azureConnection=world.connection_id, azureScopes="https://management.azure.com/.default"),
+        job.inputs(
+            provider="azure", azureConnection=world.connection_id, azureScopes="https://management.azure.com/.default"
+        ),
         environment="AzureUSGovernment",
     )
     result = job.run()
     assert not result.failed, result.text
-    assert world.entra.verify_access_token(result.variables["AZURE_ACCESS_TOKEN"], resource="https://management.usgovcloudapi.net")
+    assert world.entra.verify_access_token(
+        result.variables["AZURE_ACCESS_TOKEN"], resource="https://management.usgovcloudapi.net"
+    )
     assert result.variables["ARM_ENVIRONMENT"] == "usgovernment"
     assert "https://management.azure.com/.default -> https://management.usgovcloudapi.net/.default" in result.text
 
 
-def test_a_secret_based_connection_is_refused_before_any_request(job: AgentJob, world: AzureWorld, ado: AzureDevOps) -> None:
-    world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id), scheme="ServicePrincipal", params={"authenticationType": "spnKey", "serviceprincipalkey": "hunter2-secret"})
+def test_a_secret_based_connection_is_refused_before_any_request(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps
+) -> None:
+    world.endpoint(
+        job.inputs(provider="azure", azureConnection=world.connection_id),
+        scheme="ServicePrincipal",
+        params={"authenticationType": "spnKey", "serviceprincipalkey": "hunter2-secret"},
+    )
     result = job.run()
     assert result.failed and result.variables == {}
     assert "uses a service principal with a stored client secret, not workload identity federation" in result.errors[0]
@@ -143,7 +170,10 @@ def test_700213_subject(job: AgentJob, world: AzureWorld) -> None:
     world.entra.trust(world.app, issuer=world.issuer, subject="sc://fabrikam/Payments/renamed")
     error = _fail(job, world, workloadIdentityFederationSubject="sc://fabrikam/Payments/renamed").errors[0]
     assert "AADSTS700213" in error and f"  Subject identifier   {world.subject}\n" in error
-    assert f"The connection records the subject sc://fabrikam/Payments/renamed, but the token carries {world.subject}" in error
+    assert (
+        f"The connection records the subject sc://fabrikam/Payments/renamed, but the token carries {world.subject}"
+        in error
+    )
 
 
 def test_7002138_subject_differs_in_letter_case(job: AgentJob, world: AzureWorld) -> None:
@@ -154,7 +184,9 @@ def test_7002138_subject_differs_in_letter_case(job: AgentJob, world: AzureWorld
     error = result.errors[0]
     assert "AADSTS7002138" in error and "only when letter case is ignored" in error
     assert "character 24: 'a' here, 'A' there; character 30: 'p' here, 'P' there" in error
-    assert any("differs from the one the connection records" in w and "only in letter case" in w for w in result.warnings)
+    assert any(
+        "differs from the one the connection records" in w and "only in letter case" in w for w in result.warnings
+    )
 
 
 def test_70021_no_federated_credential(job: AgentJob, world: AzureWorld) -> None:
@@ -181,14 +213,22 @@ def test_7000215_secret_error(job: AgentJob, world: AzureWorld) -> None:
 
 
 def test_unreachable_entra(job: AgentJob, world: AzureWorld) -> None:
-    world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id), activeDirectoryAuthority="https://127.0.0.1:1/")
+    world.endpoint(
+        job.inputs(provider="azure", azureConnection=world.connection_id),
+        activeDirectoryAuthority="https://127.0.0.1:1/",
+    )
     result = job.run()
     assert result.failed and "Could not reach Microsoft Entra ID at https://127.0.0.1:1/" in result.errors[0]
 
 
 @pytest.mark.parametrize("debug", ["false", "true"])
 def test_a_hostile_entra_error_cannot_command_the_agent(job: AgentJob, world: AzureWorld, debug: str) -> None:
-    world.entra.queue_error(401, 700213, "invalid_client", "No match ##vso[task.setvariable variable=PWNED]yes and ##vso[task.complete result=Succeeded]")
+    world.entra.queue_error(
+        401,
+        700213,
+        "invalid_client",
+        "No match ##vso[task.setvariable variable=PWNED]yes and ##vso[task.complete result=Succeeded]",
+    )
     world.endpoint(job.variables(SYSTEM_DEBUG=debug).inputs(provider="azure", azureConnection=world.connection_id))
     result = job.run()
     assert result.failed and result.variables == {}

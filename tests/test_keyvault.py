@@ -18,7 +18,13 @@ CLIENT = "0c3e4ae2-5cb5-4b2b-9bd3-2b0f3a0e2f5e"
 def endpoint(**data: str) -> Endpoint:
     d = {"ENVIRONMENT": "AzureCloud"}
     d.update({k.upper(): v for k, v in data.items()})
-    return Endpoint(id="c0", url="", scheme="WorkloadIdentityFederation", params={"TENANTID": TENANT, "SERVICEPRINCIPALID": CLIENT}, data=d)
+    return Endpoint(
+        id="c0",
+        url="",
+        scheme="WorkloadIdentityFederation",
+        params={"TENANTID": TENANT, "SERVICEPRINCIPALID": CLIENT},
+        data=d,
+    )
 
 
 def configure(**inputs: str) -> keyvault.KeyVaultConfig:
@@ -46,7 +52,10 @@ def test_vault_from_name_or_url(value: str, url: str, name: str) -> None:
 def test_sovereign_vault_names_use_the_endpoint_suffix() -> None:
     env = AgentEnv({"INPUT_KEYVAULT": "kv-gov"})
     config = keyvault.configure(env, endpoint(environment="AzureUSGovernment"))
-    assert config.vault_url == "https://kv-gov.vault.usgovcloudapi.net" and config.scope == "https://vault.usgovcloudapi.net/.default"
+    assert (
+        config.vault_url == "https://kv-gov.vault.usgovcloudapi.net"
+        and config.scope == "https://vault.usgovcloudapi.net/.default"
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,7 +71,10 @@ def test_sovereign_vault_names_use_the_endpoint_suffix() -> None:
         ({"secretsFilter": "db-*, a b"}, "holds 'a b'"),
         ({"secretsFilter": "db-*$"}, "neither a secret name nor a glob"),
         ({"keyVaultConcurrency": "0"}, "Input 'keyVaultConcurrency' must be from 1 to 64, got 0"),
-        ({"keyVaultConcurrency": "lots"}, "Input 'keyVaultConcurrency' must be a whole number from 1 to 64, got 'lots'"),
+        (
+            {"keyVaultConcurrency": "lots"},
+            "Input 'keyVaultConcurrency' must be a whole number from 1 to 64, got 'lots'",
+        ),
         ({"multilineSecrets": "join"}, "Input 'multilineSecrets' must be one of fail, base64, file, got 'join'"),
         ({"secretsEnvironmentAliases": "yes please"}, "Input 'secretsEnvironmentAliases' must be true or false"),
     ],
@@ -84,7 +96,9 @@ def test_filter_splits_names_and_globs() -> None:
     assert configure().patterns == ("*",) and configure().concurrency == 16 and configure().multiline == "fail"
 
 
-@pytest.mark.parametrize(("name", "alias"), [("my-db-password", "MY_DB_PASSWORD"), ("ApiKey", "APIKEY"), ("1st-key", "_1ST_KEY")])
+@pytest.mark.parametrize(
+    ("name", "alias"), [("my-db-password", "MY_DB_PASSWORD"), ("ApiKey", "APIKEY"), ("1st-key", "_1ST_KEY")]
+)
 def test_env_alias(name: str, alias: str) -> None:
     assert env_alias(name) == alias
 
@@ -132,11 +146,17 @@ def test_rbac_refusal_gives_the_exact_role_assignment() -> None:
         f'  az role assignment create --role "Key Vault Secrets User" --assignee {CLIENT} '
         "--scope /subscriptions/s1/resourcegroups/rg/providers/microsoft.keyvault/vaults/kv-payments"
     ) in text
-    assert text.startswith("Azure Key Vault https://kv-payments.vault.azure.net refused to read secret 'db' (HTTP 403 ForbiddenByRbac)")
+    assert text.startswith(
+        "Azure Key Vault https://kv-payments.vault.azure.net refused to read secret 'db' (HTTP 403 ForbiddenByRbac)"
+    )
 
 
 def test_rbac_refusal_without_a_resource_line_looks_the_vault_up() -> None:
-    text = str(explain(kv_error(403, "Forbidden", "Caller is not authorized.", "ForbiddenByRbac"), configure(), "list its secrets"))
+    text = str(
+        explain(
+            kv_error(403, "Forbidden", "Caller is not authorized.", "ForbiddenByRbac"), configure(), "list its secrets"
+        )
+    )
     assert "--scope $(az keyvault show --name kv-payments --query id -o tsv)" in text
 
 
@@ -149,14 +169,20 @@ def test_access_policy_refusal_gives_set_policy() -> None:
 def test_firewall_refusal_names_the_agent_address() -> None:
     message = "Client address is not authorized and caller is not a trusted service.\r\nClient address: 198.51.100.23\r\nCaller: appid=x\r\nVault: kv-payments;location=westeurope"
     text = str(explain(kv_error(403, "Forbidden", message, "ForbiddenByFirewall"), configure(), "list its secrets"))
-    assert "(address 198.51.100.23)" in text and "az keyvault network-rule add --name kv-payments --ip-address 198.51.100.23" in text
+    assert (
+        "(address 198.51.100.23)" in text
+        and "az keyvault network-rule add --name kv-payments --ip-address 198.51.100.23" in text
+    )
 
 
 def test_a_vault_of_another_tenant() -> None:
     challenge = 'Bearer authorization="https://login.microsoftonline.com/11111111-2222-4333-8444-555555555555", resource="https://vault.azure.net"'
     resp = kv_error(401, "Unauthorized", "AKV10032: Invalid issuer.", headers={"WWW-Authenticate": challenge})
     text = str(explain(resp, configure(), "list its secrets"))
-    assert f"The vault belongs to tenant 11111111-2222-4333-8444-555555555555, and the connection signs in to tenant {TENANT}" in text
+    assert (
+        f"The vault belongs to tenant 11111111-2222-4333-8444-555555555555, and the connection signs in to tenant {TENANT}"
+        in text
+    )
 
 
 def test_throttling_that_outlasts_the_retries() -> None:

@@ -70,7 +70,11 @@ def test_names_and_globs(job: AgentJob, kv: Vaulted) -> None:
         kv.vault.add(name, f"value of {name}")
     result = kv.job(job, secretsFilter="API-KEY, db-*").run()
     assert not result.failed, result.text
-    assert result.variables == {"api-key": "value of api-key", "db-password": "value of db-password", "db-user": "value of db-user"}
+    assert result.variables == {
+        "api-key": "value of api-key",
+        "db-password": "value of db-password",
+        "db-user": "value of db-user",
+    }
 
 
 def test_names_alone_are_fetched_without_listing(job: AgentJob, kv: Vaulted) -> None:
@@ -131,7 +135,9 @@ def test_reserved_names_are_skipped_with_a_warning(job: AgentJob, kv: Vaulted) -
     assert failed.failed and "secret-key cannot become pipeline variables" in failed.errors[0]
 
 
-PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\r\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\r\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+)
 
 
 def test_multiline_fails_by_default_naming_the_secret(job: AgentJob, kv: Vaulted) -> None:
@@ -205,7 +211,10 @@ def test_rbac_refusal(job: AgentJob, kv: Vaulted) -> None:
     result = kv.job(job).run()
     assert result.failed and result.variables == {}
     client = kv.world.app.client_id
-    assert f'az role assignment create --role "Key Vault Secrets User" --assignee {client} --scope {kv.vault.resource_id.lower()}' in result.errors[0]
+    assert (
+        f'az role assignment create --role "Key Vault Secrets User" --assignee {client} --scope {kv.vault.resource_id.lower()}'
+        in result.errors[0]
+    )
 
 
 def test_access_policy_refusal(job: AgentJob, kv: Vaulted) -> None:
@@ -214,7 +223,10 @@ def test_access_policy_refusal(job: AgentJob, kv: Vaulted) -> None:
     kv.vault.add("a", "1")
     result = kv.job(job).run()
     assert result.failed and "refused to read secret 'a' (HTTP 403 AccessDenied)" in result.errors[0]
-    assert f"az keyvault set-policy --name kv-payments --spn {kv.world.app.client_id} --secret-permissions get list" in result.errors[0]
+    assert (
+        f"az keyvault set-policy --name kv-payments --spn {kv.world.app.client_id} --secret-permissions get list"
+        in result.errors[0]
+    )
 
 
 def test_firewall_refusal(job: AgentJob, kv: Vaulted) -> None:

@@ -84,7 +84,11 @@ def test_azure_pipelines_credential_gets_an_arm_token(
 def test_client_assertion_credential_surfaces_entra_errors(world: AzureWorld, ado: AzureDevOps, ca: LocalCA) -> None:
     other = ado.add_connection("not-trusted")
     credential = ClientAssertionCredential(
-        world.tenant.tenant_id, world.app.client_id, lambda: ado.token_for(other), authority=world.url, connection_verify=ca.bundle
+        world.tenant.tenant_id,
+        world.app.client_id,
+        lambda: ado.token_for(other),
+        authority=world.url,
+        connection_verify=ca.bundle,
     )
     with pytest.raises(ClientAuthenticationError) as caught:
         credential.get_token(ARM)
@@ -103,16 +107,85 @@ CASES: list[tuple[str, Any, int, int, str]] = [
     # (case, how to build the assertion/form, HTTP status, AADSTS code, OAuth error)
     ("good", lambda ado, w: (ado.token_for(ado.connections[w.connection_id]), {}), 200, 0, ""),
     ("wrong signing key", lambda ado, w: (_other_key_token(ado, w), {}), 401, 700027, "invalid_client"),
-    ("expired", lambda ado, w: (ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject}, lifetime=-60), {}), 401, 700024, "invalid_client"),
-    ("issuer", lambda ado, w: (ado.mint({"iss": ado.issuer + "x", "aud": "api://AzureADTokenExchange", "sub": w.subject}), {}), 401, 700211, "invalid_client"),
-    ("audience", lambda ado, w: (ado.mint({"iss": ado.issuer, "aud": "api://Other", "sub": w.subject}), {}), 401, 700212, "invalid_client"),
-    ("subject", lambda ado, w: (ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject + "-x"}), {}), 401, 700213, "invalid_client"),
-    ("subject case", lambda ado, w: (ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject.upper()}), {}), 401, 7002138, "invalid_client"),
-    ("unknown app", lambda ado, w: (ado.token_for(ado.connections[w.connection_id]), {"client_id": "00000000-0000-4000-8000-000000000000"}), 400, 700016, "unauthorized_client"),
-    ("client secret", lambda ado, w: ("", {"client_secret": "guess", "client_assertion_type": ""}), 401, 7000215, "invalid_client"),
+    (
+        "expired",
+        lambda ado, w: (
+            ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject}, lifetime=-60),
+            {},
+        ),
+        401,
+        700024,
+        "invalid_client",
+    ),
+    (
+        "issuer",
+        lambda ado, w: (ado.mint({"iss": ado.issuer + "x", "aud": "api://AzureADTokenExchange", "sub": w.subject}), {}),
+        401,
+        700211,
+        "invalid_client",
+    ),
+    (
+        "audience",
+        lambda ado, w: (ado.mint({"iss": ado.issuer, "aud": "api://Other", "sub": w.subject}), {}),
+        401,
+        700212,
+        "invalid_client",
+    ),
+    (
+        "subject",
+        lambda ado, w: (
+            ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject + "-x"}),
+            {},
+        ),
+        401,
+        700213,
+        "invalid_client",
+    ),
+    (
+        "subject case",
+        lambda ado, w: (
+            ado.mint({"iss": ado.issuer, "aud": "api://AzureADTokenExchange", "sub": w.subject.upper()}),
+            {},
+        ),
+        401,
+        7002138,
+        "invalid_client",
+    ),
+    (
+        "unknown app",
+        lambda ado, w: (
+            ado.token_for(ado.connections[w.connection_id]),
+            {"client_id": "00000000-0000-4000-8000-000000000000"},
+        ),
+        400,
+        700016,
+        "unauthorized_client",
+    ),
+    (
+        "client secret",
+        lambda ado, w: ("", {"client_secret": "guess", "client_assertion_type": ""}),
+        401,
+        7000215,
+        "invalid_client",
+    ),
     ("malformed", lambda ado, w: ("not-a-jwt", {}), 401, 50027, "invalid_client"),
-    ("scope", lambda ado, w: (ado.token_for(ado.connections[w.connection_id]), {"scope": "https://management.azure.com/user_impersonation"}), 400, 1002012, "invalid_scope"),
-    ("resource", lambda ado, w: (ado.token_for(ado.connections[w.connection_id]), {"scope": "https://nothing.example/.default"}), 400, 500011, "invalid_resource"),
+    (
+        "scope",
+        lambda ado, w: (
+            ado.token_for(ado.connections[w.connection_id]),
+            {"scope": "https://management.azure.com/user_impersonation"},
+        ),
+        400,
+        1002012,
+        "invalid_scope",
+    ),
+    (
+        "resource",
+        lambda ado, w: (ado.token_for(ado.connections[w.connection_id]), {"scope": "https://nothing.example/.default"}),
+        400,
+        500011,
+        "invalid_resource",
+    ),
 ]
 
 
@@ -142,7 +215,9 @@ def test_entra_without_federated_credentials_answers_70021(world: AzureWorld, ad
 
 
 def test_entra_unknown_tenant(world: AzureWorld, ado: AzureDevOps, ca: LocalCA) -> None:
-    resp = requests.post(f"{world.url}/00000000-0000-4000-8000-000000000001/oauth2/v2.0/token", data={}, verify=ca.bundle, timeout=10)
+    resp = requests.post(
+        f"{world.url}/00000000-0000-4000-8000-000000000001/oauth2/v2.0/token", data={}, verify=ca.bundle, timeout=10
+    )
     assert resp.status_code == 400 and resp.json()["error_codes"] == [90002]
 
 
@@ -160,15 +235,23 @@ def test_entra_issuer_tokens_verify_against_the_same_jwks(ado: AzureDevOps, ca: 
 def test_keyvault_challenge_is_the_real_one(vault: KeyVault, ca: LocalCA) -> None:
     resp = requests.get(f"{vault.base_url}/secrets?api-version=7.5", verify=ca.bundle, timeout=10)
     assert resp.status_code == 401
-    assert resp.headers["WWW-Authenticate"] == f'Bearer authorization="{vault.authority}/{vault.tenant_id}", resource="https://vault.azure.net"'
-    assert resp.json() == {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}}
+    assert (
+        resp.headers["WWW-Authenticate"]
+        == f'Bearer authorization="{vault.authority}/{vault.tenant_id}", resource="https://vault.azure.net"'
+    )
+    assert resp.json() == {
+        "error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}
+    }
 
 
 @pytest.fixture
 def client(world: AzureWorld, vault: KeyVault, ado: AzureDevOps, ca: LocalCA) -> SecretClient:
     credential = ClientAssertionCredential(
-        world.tenant.tenant_id, world.app.client_id, lambda: ado.token_for(ado.connections[world.connection_id]),
-        authority=world.url, connection_verify=ca.bundle,
+        world.tenant.tenant_id,
+        world.app.client_id,
+        lambda: ado.token_for(ado.connections[world.connection_id]),
+        authority=world.url,
+        connection_verify=ca.bundle,
     )
     return SecretClient(vault.base_url, credential, verify_challenge_resource=False, connection_verify=ca.bundle)
 
@@ -184,7 +267,11 @@ def test_secret_client_reads_pages_and_values(client: SecretClient, vault: KeyVa
     assert len(pages) == 3
     assert re.fullmatch(r"[A-Za-z0-9+/]+", pages[1]["args"]["$skiptoken"]) and pages[1]["args"]["maxresults"] == "25"
     secret = client.get_secret("S-41")  # names are case-insensitive
-    assert secret.value == "value 41" and secret.name == "s-41" and re.fullmatch(r"[0-9a-f]{32}", secret.properties.version or "")
+    assert (
+        secret.value == "value 41"
+        and secret.name == "s-41"
+        and re.fullmatch(r"[0-9a-f]{32}", secret.properties.version or "")
+    )
     with pytest.raises(ResourceNotFoundError) as missing:
         client.get_secret("nope")
     assert missing.value.error is not None and missing.value.error.code == "SecretNotFound"
@@ -195,7 +282,9 @@ def test_secret_client_reads_pages_and_values(client: SecretClient, vault: KeyVa
     assert issued and "xms_cc" in issued[0]["claims"]  # the SDK asked for a CAE-capable token after the challenge
 
 
-def test_secret_client_sees_rbac_and_firewall_refusals(client: SecretClient, vault: KeyVault, world: AzureWorld) -> None:
+def test_secret_client_sees_rbac_and_firewall_refusals(
+    client: SecretClient, vault: KeyVault, world: AzureWorld
+) -> None:
     vault.add("a", "1")
     with pytest.raises(HttpResponseError) as rbac:
         client.get_secret("a")
@@ -218,7 +307,9 @@ def test_secret_client_retries_429_after_retry_after(client: SecretClient, vault
     assert statuses == 1 + 1 + 2 + 1  # challenge, first get, two throttled, the retry that worked
 
 
-def test_access_policy_vault_denies_missing_permission(client: SecretClient, vault: KeyVault, world: AzureWorld) -> None:
+def test_access_policy_vault_denies_missing_permission(
+    client: SecretClient, vault: KeyVault, world: AzureWorld
+) -> None:
     vault.rbac = False
     vault.access_policies[world.app.client_id] = {"get"}
     vault.add("a", "1")

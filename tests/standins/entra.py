@@ -101,7 +101,9 @@ class Entra:
         tenant.apps[app.client_id] = app
         return app
 
-    def trust(self, app: App, *, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange", name: str = "ado") -> FederatedCredential:
+    def trust(
+        self, app: App, *, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange", name: str = "ado"
+    ) -> FederatedCredential:
         credential = FederatedCredential(name, issuer, subject, [audience])
         app.federated.append(credential)
         return credential
@@ -119,7 +121,9 @@ class Entra:
         return self._key.public_key()
 
     # -- tokens ---------------------------------------------------------------------------------------
-    def mint_access_token(self, tenant: Tenant, app: App, resource: str, *, lifetime: int | None = None) -> tuple[str, int]:
+    def mint_access_token(
+        self, tenant: Tenant, app: App, resource: str, *, lifetime: int | None = None
+    ) -> tuple[str, int]:
         now = int(time.time())
         exp = now + (self.token_lifetime if lifetime is None else lifetime)
         claims = {
@@ -156,7 +160,9 @@ class Entra:
         request = Request(environ)
         form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
         with self._lock:
-            self.requests.append({"method": request.method, "path": request.path, "form": form, "headers": dict(request.headers)})
+            self.requests.append(
+                {"method": request.method, "path": request.path, "form": form, "headers": dict(request.headers)}
+            )
         response = self._route(request, form)
         return response(environ, start_response)
 
@@ -198,7 +204,11 @@ class Entra:
         }
 
     def _error(self, status: int, code: int, error: str, description: str) -> Response:
-        return Response(json.dumps(self._error_body(code, error, description)), status, content_type="application/json; charset=utf-8")
+        return Response(
+            json.dumps(self._error_body(code, error, description)),
+            status,
+            content_type="application/json; charset=utf-8",
+        )
 
     def _keys(self, issuer: str) -> dict[str, Any]:
         url = self.jwks_for[issuer]
@@ -216,7 +226,9 @@ class Entra:
         tenant = self.tenants.get(tenant_id.lower())
         if tenant is None:
             return self._error(
-                400, 90002, "invalid_request",
+                400,
+                90002,
+                "invalid_request",
                 f"Tenant '{tenant_id}' not found. Check to make sure you have the correct tenant ID and are signing "
                 "into the correct cloud. Check with your subscription administrator, this may happen if there are no "
                 "active subscriptions for the tenant.",
@@ -225,25 +237,33 @@ class Entra:
             return self._error(400, 70003, "unsupported_grant_type", "The app requested an unsupported grant type.")
         client_id = form.get("client_id", "")
         if not client_id:
-            return self._error(400, 900144, "invalid_request", "The request body must contain the following parameter: 'client_id'.")
+            return self._error(
+                400, 900144, "invalid_request", "The request body must contain the following parameter: 'client_id'."
+            )
         app = tenant.apps.get(client_id.lower())
         if app is None:
             return self._error(
-                400, 700016, "unauthorized_client",
+                400,
+                700016,
+                "unauthorized_client",
                 f"Application with identifier '{client_id}' was not found in the directory '{tenant.name}'. This can "
                 "happen if the application has not been installed by the administrator of the tenant or consented to by "
                 "any user in the tenant. You may have sent your authentication request to the wrong tenant.",
             )
         if "client_secret" in form:
             return self._error(
-                401, 7000215, "invalid_client",
+                401,
+                7000215,
+                "invalid_client",
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, "
                 f"not the client secret ID, for a secret added to app '{app.client_id}'.",
             )
         assertion = form.get("client_assertion", "")
         if form.get("client_assertion_type") != JWT_BEARER or not assertion:
             return self._error(
-                401, 7000218, "invalid_client",
+                401,
+                7000218,
+                "invalid_client",
                 "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             )
         try:
@@ -255,7 +275,9 @@ class Entra:
         auds = [str(a) for a in aud] if isinstance(aud, list) else [str(aud)]
         if not app.federated:
             return self._error(
-                401, 70021, "invalid_client",
+                401,
+                70021,
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. "
                 f"Assertion Subject: '{sub}'. Assertion Audience: '{', '.join(auds)}'. "
                 "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
@@ -263,7 +285,9 @@ class Entra:
         by_issuer = [c for c in app.federated if c.issuer == iss]
         if not by_issuer:
             return self._error(
-                401, 700211, "invalid_client",
+                401,
+                700211,
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion issuer '{iss}'. Please check your "
                 "federated identity credential Subject, Audience and Issuer against the presented assertion. "
                 "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
@@ -272,21 +296,31 @@ class Entra:
             keys = self._keys(iss)
             jwk = next(k for k in keys.get("keys", []) if k.get("kid") == header.get("kid"))
             key = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(jwk))
-            jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_exp": False, "verify_nbf": False, "verify_aud": False, "verify_iat": False})  # type: ignore[arg-type]
+            jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                options={"verify_exp": False, "verify_nbf": False, "verify_aud": False, "verify_iat": False},
+            )  # type: ignore[arg-type]
         except (StopIteration, KeyError, jwt.PyJWTError, requests.RequestException):
             return self._error(
-                401, 700027, "invalid_client",
+                401,
+                700027,
+                "invalid_client",
                 "Client assertion failed signature validation. Trace ID hint: the key with the assertion's kid was not "
                 "found in, or did not verify against, the issuer's published keys.",
             )
         now = int(time.time())
         nbf, exp = int(claims.get("nbf") or 0), int(claims.get("exp") or 0)
         if not exp or now >= exp or (nbf and now < nbf - 300):
+
             def iso(value: int) -> str:
                 return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
             return self._error(
-                401, 700024, "invalid_client",
+                401,
+                700024,
+                "invalid_client",
                 f"Client assertion is not within its valid time range. Current time: {iso(now)}, assertion valid from "
                 f"{iso(nbf)}, expiry time of assertion {iso(exp)}. Review the documentation at "
                 "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
@@ -294,7 +328,9 @@ class Entra:
         by_audience = [c for c in by_issuer if any(a in c.audiences for a in auds)]
         if not by_audience:
             return self._error(
-                401, 700212, "invalid_client",
+                401,
+                700212,
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion audience '{', '.join(auds)}'. "
                 "Please check your federated identity credential Subject, Audience and Issuer against the presented "
                 "assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
@@ -302,14 +338,18 @@ class Entra:
         if not any(c.subject == sub for c in by_audience):
             if any(c.subject.lower() == sub.lower() for c in by_audience):
                 return self._error(
-                    401, 7002138, "invalid_client",
+                    401,
+                    7002138,
+                    "invalid_client",
                     f"No matching federated identity record found for presented assertion subject '{sub}'. The subject "
                     "matches with case-insensitive comparison, but not with case-sensitive comparison. Check your "
                     "federated identity credential Subject, Audience and Issuer against the presented assertion. See "
                     "documentation at: https://learn.microsoft.com/entra/workload-id/workload-identity-federation.",
                 )
             return self._error(
-                401, 700213, "invalid_client",
+                401,
+                700213,
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion subject '{sub}'. Please note that "
                 "the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, "
                 "Audience and Issuer against the presented assertion. "
@@ -319,22 +359,39 @@ class Entra:
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             return self._error(
-                400, 1002012, "invalid_scope",
+                400,
+                1002012,
+                "invalid_scope",
                 f"The provided value for scope {scope} is not valid. Client credential flows must have a scope value "
                 "with /.default suffixed to the resource identifier (application ID URI).",
             )
         resource = scopes[0][: -len("/.default")].rstrip("/")
         if resource not in KNOWN_RESOURCES:
             return self._error(
-                400, 500011, "invalid_resource",
+                400,
+                500011,
+                "invalid_resource",
                 f"The resource principal named {resource} was not found in the tenant named {tenant.name}. This can "
                 "happen if the application has not been installed by the administrator of the tenant or consented to by "
                 "any user in the tenant. You might have sent your authentication request to the wrong tenant.",
             )
         token, _exp = self.mint_access_token(tenant, app, resource)
         with self._lock:
-            self.issued.append({"tenant": tenant.tenant_id, "client_id": app.client_id, "resource": resource, "token": token, "claims": form.get("claims", "")})
-        body = {"token_type": "Bearer", "expires_in": self.token_lifetime, "ext_expires_in": self.token_lifetime, "access_token": token}
+            self.issued.append(
+                {
+                    "tenant": tenant.tenant_id,
+                    "client_id": app.client_id,
+                    "resource": resource,
+                    "token": token,
+                    "claims": form.get("claims", ""),
+                }
+            )
+        body = {
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": token,
+        }
         return Response(json.dumps(body), 200, content_type="application/json; charset=utf-8")
 
     # -- a sliver of ARM ------------------------------------------------------------------------------
@@ -342,23 +399,49 @@ class Entra:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             return Response(
-                json.dumps({"error": {"code": "AuthenticationFailed", "message": "Authentication failed. The 'Authorization' header is missing."}}),
-                401, content_type="application/json; charset=utf-8",
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "AuthenticationFailed",
+                            "message": "Authentication failed. The 'Authorization' header is missing.",
+                        }
+                    }
+                ),
+                401,
+                content_type="application/json; charset=utf-8",
             )
         try:
             claims = self.verify_access_token(auth[len("Bearer ") :], resource=ARM_RESOURCE)
         except jwt.PyJWTError as exc:
             return Response(
-                json.dumps({"error": {"code": "InvalidAuthenticationToken", "message": f"The access token is invalid: {type(exc).__name__}."}}),
-                401, content_type="application/json; charset=utf-8",
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "InvalidAuthenticationToken",
+                            "message": f"The access token is invalid: {type(exc).__name__}.",
+                        }
+                    }
+                ),
+                401,
+                content_type="application/json; charset=utf-8",
             )
         tenant = self.tenants.get(str(claims.get("tid")))
         subs = tenant.subscriptions if tenant else []
         value = [
-            {"id": f"/subscriptions/{s}", "subscriptionId": s, "tenantId": claims["tid"], "displayName": "Payments (prod)", "state": "Enabled"}
+            {
+                "id": f"/subscriptions/{s}",
+                "subscriptionId": s,
+                "tenantId": claims["tid"],
+                "displayName": "Payments (prod)",
+                "state": "Enabled",
+            }
             for s in subs
         ]
-        return Response(json.dumps({"value": value, "count": {"type": "Total", "value": len(value)}}), 200, content_type="application/json; charset=utf-8")
+        return Response(
+            json.dumps({"value": value, "count": {"type": "Total", "value": len(value)}}),
+            200,
+            content_type="application/json; charset=utf-8",
+        )
 
 
 @dataclass
@@ -373,7 +456,9 @@ class AzureWorld:
     subject: str
     url: str
 
-    def endpoint(self, job: Any, *, scheme: str = "WorkloadIdentityFederation", params: dict[str, str] | None = None, **data: str) -> Any:
+    def endpoint(
+        self, job: Any, *, scheme: str = "WorkloadIdentityFederation", params: dict[str, str] | None = None, **data: str
+    ) -> Any:
         """Add the AzureRM endpoint to an AgentJob, the way the agent passes it."""
         values = {
             "environment": "AzureCloud",
@@ -386,7 +471,9 @@ class AzureWorld:
         values.update(data)
         auth = {"tenantId": self.tenant.tenant_id, "servicePrincipalId": self.app.client_id}
         auth.update(params or {})
-        return job.endpoint(self.connection_id, url="https://management.azure.com/", scheme=scheme, params=auth, data=values)
+        return job.endpoint(
+            self.connection_id, url="https://management.azure.com/", scheme=scheme, params=auth, data=values
+        )
 
 
 def wire(entra: Entra, ado: Any, *, url: str, connection: str = "azure-prod", issuer: str = "vstoken") -> AzureWorld:

@@ -53,7 +53,14 @@ class Secret:
             attrs["nbf"] = self.nbf
         if self.exp is not None:
             attrs["exp"] = self.exp
-        attrs.update({"created": self.created, "updated": self.created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90})
+        attrs.update(
+            {
+                "created": self.created,
+                "updated": self.created,
+                "recoveryLevel": "Recoverable+Purgeable",
+                "recoverableDays": 90,
+            }
+        )
         return attrs
 
 
@@ -123,7 +130,14 @@ class KeyVault:
             self._values_in_flight += value
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             self.max_values_in_flight = max(self.max_values_in_flight, self._values_in_flight)
-            self.requests.append({"method": request.method, "path": request.path, "args": dict(request.args), "headers": dict(request.headers)})
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "args": dict(request.args),
+                    "headers": dict(request.headers),
+                }
+            )
         try:
             if self.latency:
                 time.sleep(self.latency)
@@ -138,7 +152,9 @@ class KeyVault:
     def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         return Response(json.dumps(body), status, headers or {}, content_type="application/json; charset=utf-8")
 
-    def _err(self, status: int, code: str, message: str, inner: str = "", headers: dict[str, str] | None = None) -> Response:
+    def _err(
+        self, status: int, code: str, message: str, inner: str = "", headers: dict[str, str] | None = None
+    ) -> Response:
         error: dict[str, Any] = {"code": code, "message": message}
         if inner:
             error["innererror"] = {"code": inner}
@@ -148,27 +164,42 @@ class KeyVault:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             challenge = f'Bearer authorization="{self.authority}/{self.tenant_id}", resource="{RESOURCE}"'
-            return self._err(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", headers={"WWW-Authenticate": challenge})
+            return self._err(
+                401,
+                "Unauthorized",
+                "AKV10000: Request is missing a Bearer or PoP token.",
+                headers={"WWW-Authenticate": challenge},
+            )
         with self._lock:
             throttled = self._throttle.pop(0) if self._throttle else None
         if throttled is not None:
             return self._err(
-                429, "Throttled",
+                429,
+                "Throttled",
                 "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
                 headers={"Retry-After": str(throttled)},
             )
         version = request.args.get("api-version", "")
         if version not in API_VERSIONS:
-            return self._err(400, "BadParameter", f"The specified version ({version}) is not recognized. Consider using the latest supported version (7.6).")
+            return self._err(
+                400,
+                "BadParameter",
+                f"The specified version ({version}) is not recognized. Consider using the latest supported version (7.6).",
+            )
         try:
             claims = self.entra.verify_access_token(auth[len("Bearer ") :], resource=RESOURCE)
         except jwt.ExpiredSignatureError:
             return self._err(401, "Unauthorized", "AKV10022: Invalid audience or token expired.")
         except jwt.PyJWTError:
-            return self._err(401, "Unauthorized", "AKV10022: Invalid audience. Expected https://vault.azure.net, or the token signature is invalid.")
+            return self._err(
+                401,
+                "Unauthorized",
+                "AKV10022: Invalid audience. Expected https://vault.azure.net, or the token signature is invalid.",
+            )
         if claims.get("tid") != self.tenant_id:
             return self._err(
-                401, "Unauthorized",
+                401,
+                "Unauthorized",
                 f"AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{self.tenant_id}/, "
                 f"https://login.microsoftonline.com/{self.tenant_id}/v2.0, found {claims.get('iss')}.",
             )
@@ -177,14 +208,17 @@ class KeyVault:
         client_ip = request.remote_addr or "127.0.0.1"
         if self.allowed_ips is not None and client_ip not in self.allowed_ips:
             return self._err(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 f"Client address is not authorized and caller is not a trusted service.\r\nClient address: {client_ip}\r\n"
                 f"Caller: {caller}\r\nVault: {self.name};location=westeurope",
                 "ForbiddenByFirewall",
             )
         path = request.path
         if path in ("/secrets", "/secrets/"):
-            denied = self._authorise(app_id, caller, "list", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", "")
+            denied = self._authorise(
+                app_id, caller, "list", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", ""
+            )
             return denied or self._list(request)
         match = re.fullmatch(r"/secrets/([^/]+)(?:/([0-9a-fA-F]*))?/?", path)
         if not match:
@@ -195,10 +229,19 @@ class KeyVault:
             return denied
         secret = self.secrets.get(name.lower())
         if secret is None or (match.group(2) and match.group(2) != secret.version):
-            return self._err(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182")
+            return self._err(
+                404,
+                "SecretNotFound",
+                f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
+            )
         if not secret.enabled:
             return self._err(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
-        body: dict[str, Any] = {"value": secret.value, "id": f"{self._host()}/secrets/{secret.name}/{secret.version}", "attributes": secret.attributes(), "tags": secret.tags}
+        body: dict[str, Any] = {
+            "value": secret.value,
+            "id": f"{self._host()}/secrets/{secret.name}/{secret.version}",
+            "attributes": secret.attributes(),
+            "tags": secret.tags,
+        }
         if secret.content_type:
             body["contentType"] = secret.content_type
         return self._json(200, body)
@@ -212,7 +255,8 @@ class KeyVault:
                 return None
             resource = self.resource_id.lower() + (f"/secrets/{name}" if name else "")
             return self._err(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role "
                 "definitions were changed recently, please observe propagation time.\r\n"
                 f"Caller: {caller}\r\nAction: '{action}'\r\nResource: '{resource}'\r\nAssignment: (not found)\r\n"
@@ -222,7 +266,8 @@ class KeyVault:
         if permission in self.access_policies.get(app_id, set()):
             return None
         return self._err(
-            403, "Forbidden",
+            403,
+            "Forbidden",
             f"The user, group or application '{caller}' does not have secrets {permission} permission on key vault "
             f"'{self.name};location=westeurope'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
             "AccessDenied",
@@ -234,7 +279,9 @@ class KeyVault:
         except ValueError:
             size = 0
         if not 1 <= size <= MAX_RESULTS:
-            return self._err(400, "BadParameter", f"Invalid maxresults value. The value must be between 1 and {MAX_RESULTS}.")
+            return self._err(
+                400, "BadParameter", f"Invalid maxresults value. The value must be between 1 and {MAX_RESULTS}."
+            )
         start = 0
         token = request.args.get("$skiptoken")
         if token:
@@ -248,7 +295,11 @@ class KeyVault:
         page = [self.secrets[n] for n in names[start : start + size]]
         items = []
         for secret in page:
-            item: dict[str, Any] = {"id": f"{self._host()}/secrets/{secret.name}", "attributes": secret.attributes(), "tags": secret.tags}
+            item: dict[str, Any] = {
+                "id": f"{self._host()}/secrets/{secret.name}",
+                "attributes": secret.attributes(),
+                "tags": secret.tags,
+            }
             if secret.content_type:
                 item["contentType"] = secret.content_type
             items.append(item)

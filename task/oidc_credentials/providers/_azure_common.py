@@ -43,12 +43,22 @@ class Cloud:
 
 
 CLOUDS = {
-    "azurecloud": Cloud("AzureCloud", "https://login.microsoftonline.com/", "https://management.azure.com/", "vault.azure.net", "public"),
+    "azurecloud": Cloud(
+        "AzureCloud", "https://login.microsoftonline.com/", "https://management.azure.com/", "vault.azure.net", "public"
+    ),
     "azureusgovernment": Cloud(
-        "AzureUSGovernment", "https://login.microsoftonline.us/", "https://management.usgovcloudapi.net/", "vault.usgovcloudapi.net", "usgovernment"
+        "AzureUSGovernment",
+        "https://login.microsoftonline.us/",
+        "https://management.usgovcloudapi.net/",
+        "vault.usgovcloudapi.net",
+        "usgovernment",
     ),
     "azurechinacloud": Cloud(
-        "AzureChinaCloud", "https://login.chinacloudapi.cn/", "https://management.chinacloudapi.cn/", "vault.azure.cn", "china"
+        "AzureChinaCloud",
+        "https://login.chinacloudapi.cn/",
+        "https://management.chinacloudapi.cn/",
+        "vault.azure.cn",
+        "china",
     ),
 }
 PUBLIC = CLOUDS["azurecloud"]
@@ -106,7 +116,9 @@ def read_connection(endpoint: Endpoint, input_name: str) -> AzureConnection:
     tenant = endpoint.param("tenantId")
     client = endpoint.param("servicePrincipalId")
     if not tenant or not _TENANT.match(tenant):
-        raise ConfigError(f"{label} has no valid tenant ID (auth parameter tenantId = '{tenant}'). Edit the connection.")
+        raise ConfigError(
+            f"{label} has no valid tenant ID (auth parameter tenantId = '{tenant}'). Edit the connection."
+        )
     if not client or not GUID.match(client):
         raise ConfigError(
             f"{label} has no valid app (client) ID: auth parameter servicePrincipalId must be a GUID, got '{client}'. "
@@ -124,7 +136,9 @@ def read_connection(endpoint: Endpoint, input_name: str) -> AzureConnection:
                 "connection carries no activeDirectoryAuthority. Re-create it from the cloud's metadata."
             )
         cloud = Cloud(environment, authority, endpoint.url or "", suffix, "")
-    authority = _https(endpoint.datum("activeDirectoryAuthority") or cloud.authority, "Entra ID authority (activeDirectoryAuthority)")
+    authority = _https(
+        endpoint.datum("activeDirectoryAuthority") or cloud.authority, "Entra ID authority (activeDirectoryAuthority)"
+    )
     suffix = endpoint.datum("AzureKeyVaultDnsSuffix") or cloud.keyvault_suffix
     resource = endpoint.datum("AzureKeyVaultServiceEndpointResourceId") or (f"https://{suffix}" if suffix else "")
     return AzureConnection(
@@ -147,7 +161,9 @@ def case_only_difference(presented: str, expected: str) -> str:
     """Describe where two strings differ only in letter case ("" when they are equal or differ otherwise)."""
     if presented == expected or presented.lower() != expected.lower():
         return ""
-    spots = [f"character {i + 1}: '{a}' here, '{b}' there" for i, (a, b) in enumerate(zip(presented, expected)) if a != b]
+    spots = [
+        f"character {i + 1}: '{a}' here, '{b}' there" for i, (a, b) in enumerate(zip(presented, expected)) if a != b
+    ]
     return "; ".join(spots[:5]) + ("; …" if len(spots) > 5 else "")
 
 
@@ -181,7 +197,9 @@ def _subject_note(conn: AzureConnection, claims: Claims | None) -> str:
     return f"\nThe connection records the subject {conn.fic_subject}, but the token carries {claims.sub}."
 
 
-def explain_entra(code: int, description: str, status: int, conn: AzureConnection, claims: Claims | None, now: float) -> ExchangeError:
+def explain_entra(
+    code: int, description: str, status: int, conn: AzureConnection, claims: Claims | None, now: float
+) -> ExchangeError:
     """Map an Entra error to the paragraph that says what was presented and what to fix."""
     desc = " ".join(description.split())
     head = f"{SERVICE} refused the token exchange for app {conn.client_id} in tenant {conn.tenant_id}: {desc or f'HTTP {status}'}"
@@ -193,7 +211,9 @@ def explain_entra(code: int, description: str, status: int, conn: AzureConnectio
         700211: "No federated credential of the app has this token's issuer." + issuer_note + "\n" + trust,
         700212: "A federated credential has this issuer, but none lists this token's audience.\n" + trust,
         700213: "Federated credentials with this issuer and audience exist, but none has this token's subject."
-        + _subject_note(conn, claims) + "\n" + trust,
+        + _subject_note(conn, claims)
+        + "\n"
+        + trust,
         7002138: "A federated credential's subject matches this token's only when letter case is ignored, and Entra "
         "compares case-sensitively: correct the letter case of the credential's subject (or of the organisation, "
         "project or connection name)." + _subject_note(conn, claims) + "\n" + trust,
@@ -214,12 +234,15 @@ def explain_entra(code: int, description: str, status: int, conn: AzureConnectio
     fix = fixes.get(code)
     if fix is None:
         fix = trust if code in (700027, 50027) else ""
-    return ExchangeError(head + ("\n" + fix if fix else ""), service=SERVICE, status=status, code=f"AADSTS{code}" if code else "")
+    return ExchangeError(
+        head + ("\n" + fix if fix else ""), service=SERVICE, status=status, code=f"AADSTS{code}" if code else ""
+    )
 
 
 def _lifetime_note(claims: Claims | None, now: float) -> str:
     if claims is None:
         return "The OIDC token was outside its valid time range."
+
     def iso(value: int) -> str:
         return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "?"
 

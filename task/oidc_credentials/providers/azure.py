@@ -53,7 +53,11 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AzureConfig:
                 f"line), like https://graph.microsoft.com/.default; got '{scope}'."
             )
         # The task's default is the public cloud's ARM scope; a sovereign connection means its own ARM.
-        if scope.rstrip("/").lower() == PUBLIC.arm_scope.lower() and conn.cloud.name != PUBLIC.name and conn.cloud.arm_url:
+        if (
+            scope.rstrip("/").lower() == PUBLIC.arm_scope.lower()
+            and conn.cloud.name != PUBLIC.name
+            and conn.cloud.arm_url
+        ):
             rewritten.append(f"{scope} -> {conn.cloud.arm_scope}")
             scope = conn.cloud.arm_scope
         if scope.lower() in seen:

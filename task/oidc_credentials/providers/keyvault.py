@@ -173,7 +173,11 @@ def explain(resp: Response, config: KeyVaultConfig, action: str) -> ExchangeErro
     head = f"{SERVICE} {config.vault_url} refused to {action} (HTTP {resp.status} {inner or code}): {flat}"
     if inner == "ForbiddenByRbac":
         found = re.search(r"Resource: '([^']+)'", message)
-        scope = re.sub(r"/secrets/[^/]*$", "", found.group(1)) if found else f"$(az keyvault show --name {vault} --query id -o tsv)"
+        scope = (
+            re.sub(r"/secrets/[^/]*$", "", found.group(1))
+            if found
+            else f"$(az keyvault show --name {vault} --query id -o tsv)"
+        )
         fix = (
             f"The vault uses Azure RBAC and app {conn.client_id} holds no role that allows this. Grant it "
             "'Key Vault Secrets User' on the vault (a role admin runs this once; it can take a few minutes to apply):\n"
@@ -246,6 +250,7 @@ class _Found:
 
 def _unusable(attributes: dict[str, Any], now: float) -> str:
     """Why a secret with these attributes is skipped, or ""."""
+
     def iso(value: Any) -> str:
         return dt.datetime.fromtimestamp(int(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -293,12 +298,15 @@ class _Reader:
                 raise explain(resp, self.config, "list its secrets")
             body = resp.json()
             if not isinstance(body, dict):
-                raise ExchangeError(f"{SERVICE} answered the listing with something else than JSON: {resp.snippet(200)}", service=SERVICE)
+                raise ExchangeError(
+                    f"{SERVICE} answered the listing with something else than JSON: {resp.snippet(200)}",
+                    service=SERVICE,
+                )
             for item in body.get("value") or []:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     name = item["id"].rstrip("/").rsplit("/", 1)[-1]
-                    attributes = item.get("attributes") if isinstance(item.get("attributes"), dict) else {}
-                    on_item(name, attributes)
+                    attributes = item.get("attributes")
+                    on_item(name, attributes if isinstance(attributes, dict) else {})
             next_link = body.get("nextLink")
             if next_link and not _same_origin(str(next_link), self.config.vault_url):
                 raise ExchangeError(
@@ -342,6 +350,7 @@ def read_secrets(config: KeyVaultConfig, token: str, ctx: Context) -> tuple[dict
     reader = _Reader(config, http, token, ctx.clock)
     try:
         if config.patterns:
+
             def on_item(name: str, attributes: dict[str, Any]) -> None:
                 if not selected(name):
                     return
@@ -372,8 +381,11 @@ def read_secrets(config: KeyVaultConfig, token: str, ctx: Context) -> tuple[dict
             continue
         body = resp.json() if resp.status == 200 else None
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
-            raise ExchangeError(f"{SERVICE} answered HTTP 200 for '{entry.name}' without a value.", service=SERVICE, status=200)
-        attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}
+            raise ExchangeError(
+                f"{SERVICE} answered HTTP 200 for '{entry.name}' without a value.", service=SERVICE, status=200
+            )
+        raw_attributes = body.get("attributes")
+        attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
         secret_id = body.get("id")
         if isinstance(secret_id, str) and "/secrets/" in secret_id:
             entry.name = secret_id.split("/secrets/", 1)[1].split("/", 1)[0] or entry.name
@@ -390,10 +402,14 @@ def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outco
     conn = config.connection
     host = urlsplit(config.vault_url).hostname or ""
     port = urlsplit(config.vault_url).port or 443
-    proxied = any(ctx.agent.raw.get(k) for k in ("HTTPS_PROXY", "https_proxy")) or ctx.http.proxies_for(config.vault_url)
+    proxied = any(ctx.agent.raw.get(k) for k in ("HTTPS_PROXY", "https_proxy")) or ctx.http.proxies_for(
+        config.vault_url
+    )
     if not proxied and not _resolves(host, port):
         raise _not_found(config, host)
-    ctx.log(f"Requesting an Entra ID token for {conn.keyvault_resource} as app {conn.client_id} in tenant {conn.tenant_id}")
+    ctx.log(
+        f"Requesting an Entra ID token for {conn.keyvault_resource} as app {conn.client_id} in tenant {conn.tenant_id}"
+    )
     token = exchange_tokens(conn, [config.scope], tokens, ctx)[0]
     found, missing = read_secrets(config, token.token, ctx)
     if missing:
