@@ -26,18 +26,25 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check task tests bench demo
+	$(BIN)/ruff format --check task tests bench demo packaging
 
 typecheck: setup
 	$(BIN)/mypy
+	$(BIN)/mypy packaging/*.py
 
-unit: setup
+# The package tests run the task from the extracted .vsix, so `make test` builds it first.
+unit: setup package
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
-bench: setup
+bench: setup package
 	$(PY) -m bench
+
+# dist/*.vsix (tfx, warnings are errors) + sdist + wheel (python -m build, twine check); prints the size.
+# Runtime dependencies are resolved and downloaded once per dependency set (cached under build/deps).
+package: setup
+	$(PY) packaging/make_package.py
 
 clean:
 	rm -rf $(VENV) node_modules build dist .pytest_cache .mypy_cache .ruff_cache

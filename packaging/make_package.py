@@ -1,0 +1,205 @@
+"""``make package``: the marketplace .vsix and the Python sdist and wheel, in dist/.
+
+1. Stamp packaging/VERSION into task.json, vss-extension.json, pyproject.toml and ``__version__``.
+2. Bundle the runtime dependencies for every supported agent (packaging/bundle_deps.py; cached).
+3. Stage the task folder, build/OidcCredentials/: task.json at its root, task/launcher.js,
+   task/entry.py, task/oidc_credentials/ and task/deps/ (select.py, manifest.json, the groups).
+4. ``tfx extension create`` (tfx-cli from node_modules, pinned in package.json): any line of its
+   output with ``warning:`` fails the build, since tfx reports task.json problems as warnings only.
+5. Print the .vsix size against the 40 MB budget and Azure DevOps Server's 25 MiB upload cap; over
+   the budget fails the build.
+6. ``python -m build`` (sdist + wheel of the CLI package) and ``twine check --strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bundle_deps
+import versioning
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+DIST = ROOT / "dist"
+TASK_NAME = "OidcCredentials"
+#: the extension's root as tfx sees it: vss-extension.json, overview.md and the task folder
+EXTENSION = BUILD / "extension"
+STAGE = EXTENSION / TASK_NAME
+#: files of the extension besides the task folder (vss-extension.json "content" and "icons")
+EXTENSION_FILES = ("vss-extension.json", "overview.md")
+BUDGET = 40_000_000  # bytes: the issue's budget ("at most 40 MB")
+SERVER_CAP = 25 * 1024 * 1024  # Azure DevOps Server rejects extension uploads above 25 MiB
+
+#: what the agent needs from task/, besides the bundled dependencies
+TASK_FILES = ("launcher.js", "entry.py")
+PACKAGE = "oidc_credentials"
+
+
+class PackageError(RuntimeError):
+    pass
+
+
+def _ignore(_dir: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo", ".egg-info")) or n.startswith(".")}
+
+
+def stage(deps: Path, dest: Path = STAGE) -> Path:
+    """The extension folder for tfx, whose task folder is exactly what the agent downloads and unzips."""
+    if dest.parent.exists():
+        shutil.rmtree(dest.parent)
+    (dest / "task").mkdir(parents=True)
+    for name in EXTENSION_FILES:
+        shutil.copy2(ROOT / name, dest.parent / name)
+    shutil.copy2(ROOT / "task.json", dest / "task.json")
+    for name in TASK_FILES:
+        shutil.copy2(ROOT / "task" / name, dest / "task" / name)
+    shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore)
+    shutil.copytree(deps, dest / "task" / "deps", ignore=lambda _d, names: {n for n in names if n == "lock.txt"})
+    shutil.copy2(ROOT / "packaging" / "selector.py", dest / "task" / "deps" / "select.py")
+    check_stage(dest)
+    return dest
+
+
+def check_stage(folder: Path) -> None:
+    """What tfx does not check but the agent needs."""
+    task = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    for handler, spec in task.get("execution", {}).items():
+        if not (folder / spec["target"]).is_file():
+            raise PackageError(f"task.json execution.{handler}.target {spec['target']} is not in the task folder")
+    for required in ("task/entry.py", "task/deps/select.py", "task/deps/manifest.json", f"task/{PACKAGE}/__main__.py"):
+        if not (folder / required).is_file():
+            raise PackageError(f"the staged task folder has no {required}")
+    manifest = json.loads((folder / "task/deps/manifest.json").read_text(encoding="utf-8"))
+    for key, target in manifest["targets"].items():
+        for group in target["path"]:
+            if not (folder / "task/deps" / group).is_dir():
+                raise PackageError(f"manifest target {key} names a missing folder {group}")
+    longest = max((len(p.relative_to(folder).as_posix()) for p in folder.rglob("*")), default=0)
+    # _work/_tasks/OidcCredentials_<guid>/<version>/ is ~75 characters on a hosted Windows agent
+    if longest > 170:
+        raise PackageError(
+            f"a staged path is {longest} characters long; Windows agents without long paths fail past 260"
+        )
+
+
+def tfx(output: Path) -> Path:
+    """``tfx extension create``, every warning an error; returns the .vsix."""
+    tool = ROOT / "node_modules" / ".bin" / ("tfx.cmd" if os.name == "nt" else "tfx")
+    if not tool.exists():
+        raise PackageError("tfx-cli is not installed: run `make setup` (npm ci)")
+    output.mkdir(parents=True, exist_ok=True)
+    for old in output.glob("*.vsix"):
+        old.unlink()
+    argv = [
+        str(tool),
+        "extension",
+        "create",
+        "--root",
+        str(EXTENSION),
+        "--manifest-globs",
+        "vss-extension.json",
+        "--output-path",
+        str(output),
+        "--no-prompt",
+        "--no-color",
+    ]
+    proc = subprocess.run(argv, cwd=EXTENSION, capture_output=True, text=True, check=False)
+    text = (proc.stdout + proc.stderr).strip()
+    print("\n".join("  tfx: " + line for line in text.splitlines() if line.strip()))
+    warnings = [line for line in text.splitlines() if re.search(r"\bwarning:", line, re.IGNORECASE)]
+    if proc.returncode != 0 or warnings:
+        raise PackageError(
+            f"tfx extension create failed (exit {proc.returncode}, {len(warnings)} warning(s) treated as errors)"
+        )
+    made = sorted(output.glob("*.vsix"))
+    if len(made) != 1:
+        raise PackageError(f"expected one .vsix in {output}, found {[p.name for p in made]}")
+    return made[0]
+
+
+def size_report(vsix: Path) -> str:
+    size = vsix.stat().st_size
+    verdict = "within" if size <= BUDGET else "OVER"
+    server = "fits" if size <= SERVER_CAP else "does NOT fit"
+    return (
+        f"{vsix.relative_to(ROOT)}: {size / 1e6:.1f} MB ({size:,} bytes); {verdict} the 40 MB budget; "
+        f"{server} Azure DevOps Server's 25 MiB ({SERVER_CAP:,} bytes) upload limit"
+    )
+
+
+def python_dists(output: Path, version: str) -> list[Path]:
+    """sdist and wheel of the Python package, checked by twine."""
+    for old in [
+        *output.glob("oidc_credentials-*.whl"),
+        *output.glob("oidc_credentials-*.tar.gz"),
+        *output.glob("oidc-credentials-*.tar.gz"),
+    ]:
+        old.unlink()
+    argv = [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(output)]
+    if shutil.which("uv") or _has_module("uv"):
+        argv += ["--installer", "uv"]
+    argv.append(str(ROOT))
+    env = dict(os.environ, UV_CACHE_DIR=str(BUILD / "uv-cache"))
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        raise PackageError(f"python -m build failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    made = sorted(
+        [*output.glob(f"oidc_credentials-{version}-*.whl"), *output.glob(f"oidc_credentials-{version}.tar.gz")]
+    )
+    if len(made) != 2:
+        raise PackageError(f"python -m build made {[p.name for p in made]}, expected an sdist and a wheel of {version}")
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, made)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print("\n".join("  twine: " + line for line in check.stdout.strip().splitlines()))
+    if check.returncode != 0:
+        raise PackageError(f"twine check failed:\n{check.stdout}{check.stderr}")
+    return made
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build dist/*.vsix, the sdist and the wheel.")
+    parser.add_argument("--skip-python", action="store_true", help="only the .vsix")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        version = versioning.read_version()
+        changed = versioning.stamp()
+        print(f"version {version}" + (f" (stamped into {', '.join(changed)})" if changed else ""))
+        deps = bundle_deps.bundle(BUILD)
+        folder = stage(deps)
+        print(f"staged {folder.relative_to(ROOT)}")
+        vsix = tfx(DIST)
+        size = vsix.stat().st_size
+        print(size_report(vsix))
+        if size > BUDGET:
+            raise PackageError("the .vsix is over its size budget")
+        if not args.skip_python:
+            for made in python_dists(DIST, version):
+                print(f"{made.relative_to(ROOT)}: {made.stat().st_size / 1e3:.0f} kB")
+    except (PackageError, bundle_deps.BundleError, ValueError) as exc:
+        print(f"make package: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"make package: done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
