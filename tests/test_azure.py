@@ -238,3 +238,39 @@ def test_unknown_codes_keep_entra_words() -> None:
     conn = read_connection(endpoint(), "azureConnection")
     error: Any = explain_entra(50000, "AADSTS50000: There was an error issuing a token.", 500, conn, None, 0.0)
     assert str(error).endswith("AADSTS50000: There was an error issuing a token.")
+
+
+def test_the_entra_client_uses_the_agents_ca_bundle_and_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import azure.identity
+    from oidc_credentials.http import Http
+    from oidc_credentials.providers import Context
+    from oidc_credentials.providers._azure_common import exchange_tokens
+
+    seen: dict[str, Any] = {}
+
+    class FakeCredential:
+        def __init__(self, tenant_id: str, client_id: str, func: Any, **kwargs: Any) -> None:
+            seen.update(kwargs, tenant_id=tenant_id, client_id=client_id)
+
+        def get_token(self, scope: str) -> Any:
+            from azure.core.credentials import AccessToken
+
+            return AccessToken(f"token-for-{scope}", 4102444800)
+
+        def close(self) -> None:
+            seen["closed"] = True
+
+    monkeypatch.setattr(azure.identity, "ClientAssertionCredential", FakeCredential)
+    env = {
+        "REQUESTS_CA_BUNDLE": "/etc/ca.pem",
+        "AGENT_PROXYURL": "http://proxy.local:8080",
+        "AGENT_PROXYBYPASSLIST": '["\\\\.internal$"]',
+    }
+    agent = AgentEnv(env)
+    ctx = Context(agent=agent, http=Http(env), log=lambda _m: None, warn=lambda _m: None)
+    conn = read_connection(endpoint(), "azureConnection")
+    issued = exchange_tokens(conn, ["api://a/.default"], None, ctx)  # type: ignore[arg-type]
+    assert issued[0].token == "token-for-api://a/.default" and issued[0].expires_iso == "2100-01-01T00:00:00Z"
+    assert seen["authority"] == "https://login.microsoftonline.com/" and seen["connection_verify"] == "/etc/ca.pem"
+    assert seen["proxies"] == {"http": "http://proxy.local:8080", "https": "http://proxy.local:8080"}
+    assert seen["tenant_id"] == TENANT and seen["client_id"] == CLIENT and seen["closed"]

@@ -236,3 +236,12 @@ def test_a_hostile_entra_error_cannot_command_the_agent(job: AgentJob, world: Az
     assert "PWNED" not in result.variables and result.completions[-1][0] == "Failed"
     assert all(r == "Failed" for r, _ in result.completions)
     assert "##vso[task.setvariable variable=PWNED" not in result.stdout + result.stderr
+
+
+def test_an_azure_devops_refusal_in_the_assertion_callback_is_reported_as_is(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps
+) -> None:
+    ado.connections[world.connection_id].referenced = False
+    result = _fail(job, world)
+    assert "not referenced from this stage" in result.errors[0] and "Entra" not in result.errors[0]
+    assert not world.entra.requests
