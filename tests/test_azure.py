@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -274,3 +275,4 @@ def test_the_entra_client_uses_the_agents_ca_bundle_and_proxy(monkeypatch: pytes
     assert seen["authority"] == "https://login.microsoftonline.com/" and seen["connection_verify"] == "/etc/ca.pem"
     assert seen["proxies"] == {"http": "http://proxy.local:8080", "https": "http://proxy.local:8080"}
     assert seen["tenant_id"] == TENANT and seen["client_id"] == CLIENT and seen["closed"]
+    assert logging.getLogger("azure.identity").level == logging.NOTSET  # quietened only while it ran

@@ -307,9 +307,11 @@ def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSourc
     from azure.core.exceptions import AzureError, ClientAuthenticationError
     from azure.identity import ClientAssertionCredential
 
+    # azure-identity logs each failure before raising it; the task explains it once, below.
+    identity_logger = logging.getLogger("azure.identity")
+    previous_level = identity_logger.level
     if not ctx.agent.debug:
-        # azure-identity logs each failure before raising it; the task explains it once, below.
-        logging.getLogger("azure.identity").setLevel(logging.ERROR)
+        identity_logger.setLevel(logging.ERROR)
     assertions = _Assertions(conn, tokens, ctx)
     kwargs: dict[str, Any] = {"authority": conn.authority}
     ca = ctx.http.ca_bundle
@@ -341,6 +343,7 @@ def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSourc
             issued.append(AccessToken(scope, result.token, int(result.expires_on)))
     finally:
         credential.close()
+        identity_logger.setLevel(previous_level)
     return issued
 
 
