@@ -40,6 +40,10 @@ def main():
         extra = _bundled_deps(here)
     except Exception as exc:  # an unsupported platform says so in one line
         _fail(str(exc))
+    if os.environ.get("SYSTEM_DEBUG", "").lower() == "true":
+        chosen = ", ".join(os.path.basename(path) for path in extra) or "none"
+        line = "Python %s at %s; bundled dependency folders: %s" % (sys.version.split()[0], sys.executable, chosen)
+        sys.stdout.write("##vso[task.debug]" + line.replace("%", "%AZP25") + "\n")
     for path in reversed([here] + extra):
         if path not in sys.path:
             sys.path.insert(0, path)
