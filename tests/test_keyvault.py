@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 from oidc_credentials.agent import AgentEnv, Endpoint
-from oidc_credentials.errors import ConfigError
+from oidc_credentials.errors import ConfigError, TaskError
+from oidc_credentials.files import write_private
 from oidc_credentials.http import Response
 from oidc_credentials.providers import keyvault
 from oidc_credentials.providers.keyvault import _same_origin, _unusable, env_alias, explain
@@ -188,3 +192,22 @@ def test_a_vault_of_another_tenant() -> None:
 def test_throttling_that_outlasts_the_retries() -> None:
     text = str(explain(kv_error(429, "Throttled", "Too many requests."), configure(), "list its secrets"))
     assert "Lower input 'keyVaultConcurrency'" in text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes and symlinks")
+def test_private_files_are_owner_only_and_never_follow_links(tmp_path: Path) -> None:
+    path = tmp_path / "oidc-credentials-x" / "tls-key"
+    write_private(str(path), "line 1\nline 2")
+    assert path.read_bytes() == b"line 1\nline 2"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    link = path.parent / "linked"
+    link.symlink_to(target)
+    with pytest.raises(TaskError, match="Could not write the secret file"):
+        write_private(str(link), "secret")
+    assert target.read_text() == "untouched"
+    linked_dir = tmp_path / "linked-dir"
+    linked_dir.symlink_to(tmp_path / "oidc-credentials-x")
+    with pytest.raises(TaskError, match="it is a symbolic link"):
+        write_private(str(linked_dir / "f"), "secret")
