@@ -2,7 +2,8 @@
 
 1. Stamp packaging/VERSION into task.json, vss-extension.json, pyproject.toml and ``__version__``.
 2. Bundle the runtime dependencies for every supported agent (packaging/bundle_deps.py; cached).
-3. Stage the task folder, build/OidcCredentials/: task.json at its root, task/launcher.js,
+3. Stage the extension in build/extension/ (vss-extension.json, overview.md) with the task folder
+   build/extension/OidcCredentials/: task.json at its root, task/launcher.js,
    task/entry.py, task/oidc_credentials/ and task/deps/ (select.py, manifest.json, the groups).
 4. ``tfx extension create`` (tfx-cli from node_modules, pinned in package.json): any line of its
    output with ``warning:`` fails the build, since tfx reports task.json problems as warnings only.
@@ -90,8 +91,8 @@ def check_stage(folder: Path) -> None:
         )
 
 
-def tfx(output: Path) -> Path:
-    """``tfx extension create``, every warning an error; returns the .vsix."""
+def tfx(output: Path, root: Path = EXTENSION) -> Path:
+    """``tfx extension create`` on the staged extension, every warning an error; returns the .vsix."""
     tool = ROOT / "node_modules" / ".bin" / ("tfx.cmd" if os.name == "nt" else "tfx")
     if not tool.exists():
         raise PackageError("tfx-cli is not installed: run `make setup` (npm ci)")
@@ -103,7 +104,7 @@ def tfx(output: Path) -> Path:
         "extension",
         "create",
         "--root",
-        str(EXTENSION),
+        str(root),
         "--manifest-globs",
         "vss-extension.json",
         "--output-path",
@@ -111,7 +112,7 @@ def tfx(output: Path) -> Path:
         "--no-prompt",
         "--no-color",
     ]
-    proc = subprocess.run(argv, cwd=EXTENSION, capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
     text = (proc.stdout + proc.stderr).strip()
     print("\n".join("  tfx: " + line for line in text.splitlines() if line.strip()))
     warnings = [line for line in text.splitlines() if re.search(r"\bwarning:", line, re.IGNORECASE)]

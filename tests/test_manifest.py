@@ -1,0 +1,251 @@
+"""task.json and vss-extension.json: schema, the public contract, the connection types, one version.
+
+task.json is validated with jsonschema against shared/schemas/tasks.schema.json (tfx only warns); the
+connection types' validation patterns are run on good and bad values (the service evaluates them as
+JavaScript regular expressions; these use only syntax that means the same in Python). tfx itself is
+run on a broken task.json to show ``make package`` refuses its warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.harness import ROOT
+
+sys.path.append(str(ROOT / "packaging"))  # appended: nothing there may shadow an installed module
+
+import make_package
+import versioning
+
+TASK = json.loads((ROOT / "task.json").read_text(encoding="utf-8"))
+EXTENSION = json.loads((ROOT / "vss-extension.json").read_text(encoding="utf-8"))
+TASKS_SCHEMA = ROOT.parent / "shared" / "schemas" / "tasks.schema.json"
+
+
+def inputs() -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in TASK["inputs"]}
+
+
+def endpoint_types() -> dict[str, dict[str, Any]]:
+    return {
+        c["properties"]["name"]: c
+        for c in EXTENSION["contributions"]
+        if c["type"] == "ms.vss-endpoint.service-endpoint-type"
+    }
+
+
+# ------------------------------------------------------------------------------------------- task.json
+
+
+def test_task_json_is_schema_valid() -> None:
+    schema = json.loads(TASKS_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(TASK)]
+    assert errors == []
+
+
+def test_task_json_breakage_is_caught_by_the_schema() -> None:
+    """The schema check above can fail: an underscore in an input name, an unknown handler."""
+    schema = json.loads(TASKS_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    bad = json.loads(json.dumps(TASK))
+    bad["inputs"][0]["name"] = "aws_region"
+    bad["execution"]["Python3"] = {"target": "x.py"}
+    assert len(list(validator.iter_errors(bad))) >= 2
+
+
+def test_task_contract() -> None:
+    assert TASK["name"] == "OidcCredentials" and TASK["version"]["Major"] == 1
+    assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", TASK["id"])
+    assert 1 <= len(TASK["friendlyName"]) <= 40  # tfx's limit
+    assert set(TASK["execution"]) == {"Node20_1", "Node24"}
+    for handler in TASK["execution"].values():
+        assert handler["target"] == "task/launcher.js" and (ROOT / handler["target"]).is_file()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", TASK["minimumAgentVersion"])
+    found = inputs()
+    assert found["provider"]["type"] == "pickList" and list(found["provider"]["options"]) == [
+        "aws",
+        "azure",
+        "keyvault",
+        "gcp",
+        "vault",
+    ]
+    assert found["awsConnection"]["type"] == "connectedService:OidcCredentialsAws"
+    assert found["azureConnection"]["type"] == "connectedService:AzureRM"
+    assert found["gcpConnection"]["type"] == "connectedService:OidcCredentialsGcp"
+    assert found["vaultConnection"]["type"] == "connectedService:OidcCredentialsVault"
+    for name in ("awsRoleArn", "awsRegion", "awsSessionName", "awsSessionDuration", "keyVault", "secretsFilter"):
+        assert found[name]["type"] == "string", name
+    assert (
+        found["azureScopes"]["type"] == "multiLine"
+        and found["azureScopes"]["defaultValue"] == "https://management.azure.com/.default"
+    )
+    assert found["secretsFilter"]["defaultValue"] == "*"
+    for name, spec in found.items():
+        assert spec.get("helpMarkDown"), f"input {name} has no help text"
+
+
+def test_visible_rules_and_groups_refer_to_what_exists() -> None:
+    found = inputs()
+    groups = {g["name"] for g in TASK["groups"]}
+    rules = [(i["name"], i["visibleRule"]) for i in TASK["inputs"] if "visibleRule" in i]
+    rules += [(g["name"], g["visibleRule"]) for g in TASK["groups"] if "visibleRule" in g]
+    for owner, rule in rules:
+        for name, value in re.findall(r"(\w+)\s*(?:=|!=)\s*(\w+)", rule):
+            assert name in found, f"{owner}: visibleRule names unknown input {name}"
+            if "options" in found[name]:
+                assert value in found[name]["options"], f"{owner}: {name} has no option {value}"
+    for spec in TASK["inputs"]:
+        assert spec.get("groupName", "aws") in groups
+
+
+# ---------------------------------------------------------------------------------- vss-extension.json
+
+
+def test_extension_contributes_the_task_from_the_packaged_folder() -> None:
+    tasks = [c for c in EXTENSION["contributions"] if c["type"] == "ms.vss-distributed-task.task"]
+    assert len(tasks) == 1 and tasks[0]["targets"] == ["ms.vss-distributed-task.tasks"]
+    assert tasks[0]["properties"]["name"] == TASK["name"] == make_package.TASK_NAME
+    assert [f["path"] for f in EXTENSION["files"]] == [make_package.TASK_NAME]
+    assert EXTENSION["content"]["details"]["path"] == "overview.md" and (ROOT / "overview.md").is_file()
+    assert "overview.md" in make_package.EXTENSION_FILES
+    assert EXTENSION["targets"] == [{"id": "Microsoft.VisualStudio.Services"}]
+
+
+FIELDS = {
+    # connection type -> (URL default, {field: (required, good values, bad values)})
+    "OidcCredentialsAws": (
+        "https://sts.amazonaws.com",
+        {
+            "roleArn": (
+                True,
+                ["arn:aws:iam::123456789012:role/deploy", "arn:aws-us-gov:iam::123456789012:role/path/to/x"],
+                ["arn:aws:iam::1234:role/x", "role/deploy", ""],
+            ),
+            "region": (False, ["eu-west-1", "us-gov-west-1", ""], ["EU-WEST-1", "eu-west"]),
+        },
+    ),
+    "OidcCredentialsGcp": (
+        "https://sts.googleapis.com",
+        {
+            "workloadIdentityProvider": (
+                True,
+                [
+                    "projects/123456/locations/global/workloadIdentityPools/ado/providers/ado-fabrikam",
+                    "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
+                ],
+                ["projects/my-project/locations/global/workloadIdentityPools/ado/providers/x", "ado-fabrikam"],
+            ),
+            "serviceAccount": (False, ["deployer@my-project.iam.gserviceaccount.com", ""], ["deployer", "a@b@c"]),
+        },
+    ),
+    "OidcCredentialsVault": (
+        None,
+        {
+            "role": (True, ["ado-deploy", "team.role@x"], ["", "has space", "a/b"]),
+            "mountPath": (False, ["jwt", "azure-devops/jwt", ""], ["/jwt", "jwt/", "a//b"]),
+            "namespace": (False, ["admin/team-a", "admin/", ""], ["/admin", "a b"]),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_connection_types(name: str) -> None:
+    types = endpoint_types()
+    assert set(types) == set(FIELDS)
+    props = types[name]["properties"]
+    assert types[name]["targets"] == ["ms.vss-endpoint.endpoint-types"]
+    assert props["displayName"] and props["helpMarkDown"]
+    url_default, fields = FIELDS[name]
+    if url_default:
+        assert props["url"]["value"] == url_default
+    assert props["url"]["isVisible"] == "true" and props["url"]["displayName"]
+    schemes = props["authenticationSchemes"]
+    assert [s["type"] for s in schemes] == ["ms.vss-endpoint.endpoint-auth-scheme-none"]
+    descriptors = {d["id"]: d for d in schemes[0]["inputDescriptors"]}
+    assert set(descriptors) == set(fields)
+    for field, (required, good, bad) in fields.items():
+        spec = descriptors[field]
+        assert spec["name"] and len(spec["description"]) > 20, f"{name}.{field}: help text"
+        assert spec["isConfidential"] is False, "no connection field is a secret"
+        validation = spec["validation"]
+        assert validation["isRequired"] is required and validation["dataType"] == "string"
+        assert validation["patternMismatchErrorMessage"]
+        pattern = re.compile(validation["pattern"])
+        for value in good:
+            assert pattern.search(value), f"{name}.{field} should accept {value!r}"
+        for value in bad:
+            if value == "" and not required:
+                continue
+            assert not pattern.search(value), f"{name}.{field} should refuse {value!r}"
+
+
+def test_no_stored_secret_anywhere() -> None:
+    for contribution in endpoint_types().values():
+        for scheme in contribution["properties"]["authenticationSchemes"]:
+            assert all(
+                not d.get("isConfidential") and d.get("inputMode") != "passwordbox" for d in scheme["inputDescriptors"]
+            )
+
+
+# ------------------------------------------------------------------------------------------- versions
+
+
+def test_one_version_everywhere() -> None:
+    version = versioning.read_version()
+    assert versioning.versions_in() == dict.fromkeys(versioning.STAMPS, version)
+    assert EXTENSION["version"] == version
+
+
+def test_stamping_a_new_version(tmp_path: Path) -> None:
+    for name in versioning.STAMPS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tmp_path / name)
+    before = {name: (tmp_path / name).read_text(encoding="utf-8") for name in versioning.STAMPS}
+    changed = versioning.stamp(tmp_path, "2.13.7")
+    assert sorted(changed) == sorted(versioning.STAMPS)
+    assert versioning.versions_in(tmp_path) == dict.fromkeys(versioning.STAMPS, "2.13.7")
+    task = json.loads((tmp_path / "task.json").read_text(encoding="utf-8"))
+    assert task["version"] == {"Major": 2, "Minor": 13, "Patch": 7}
+    for name, text in before.items():  # only the version line changed; formatting kept
+        after = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        diff = [(a, b) for a, b in zip(text.splitlines(), after) if a != b]
+        assert len(after) == len(text.splitlines()) and len(diff) == 1, (name, diff)
+    assert versioning.stamp(tmp_path, "2.13.7") == []  # idempotent
+    with pytest.raises(ValueError, match="MAJOR.MINOR.PATCH"):
+        bad = tmp_path / "VERSION"
+        bad.write_text("2.0\n")
+        versioning.read_version(bad)
+
+
+# ------------------------------------------------------------------------------------ tfx and warnings
+
+
+def _mini_extension(root: Path, task: dict[str, Any]) -> Path:
+    folder = root / make_package.TASK_NAME
+    (folder / "task").mkdir(parents=True)
+    (folder / "task.json").write_text(json.dumps(task), encoding="utf-8")
+    shutil.copy2(ROOT / "task" / "launcher.js", folder / "task" / "launcher.js")
+    for name in make_package.EXTENSION_FILES:
+        shutil.copy2(ROOT / name, root / name)
+    return root
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "tfx").exists(), reason="run make setup (npm ci) first")
+def test_tfx_accepts_the_task_and_its_warnings_fail_the_build(tmp_path: Path) -> None:
+    good = _mini_extension(tmp_path / "good", TASK)
+    vsix = make_package.tfx(tmp_path / "out-good", root=good)
+    assert vsix.name == f"oidc-credentials.oidc-credentials-{versioning.read_version()}.vsix"
+    broken = dict(TASK, name="Oidc_Credentials")  # tfx: a warning, exit code 0
+    bad = _mini_extension(tmp_path / "bad", broken)
+    with pytest.raises(make_package.PackageError, match=r"warning\(s\) treated as errors"):
+        make_package.tfx(tmp_path / "out-bad", root=bad)
