@@ -11,6 +11,7 @@ BENCHES = {
     "aws": "bench.aws",
     "azure": "bench.azure",
     "keyvault": "bench.keyvault",
+    "firstrun": "bench.firstrun",
 }
 
 
