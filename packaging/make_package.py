@@ -158,7 +158,7 @@ def python_dists(output: Path, version: str) -> list[Path]:
     if len(made) != 2:
         raise PackageError(f"python -m build made {[p.name for p in made]}, expected an sdist and a wheel of {version}")
     check = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", *map(str, made)],
+        [sys.executable, "-m", "twine", "--no-color", "check", "--strict", *map(str, made)],
         capture_output=True,
         text=True,
         check=False,

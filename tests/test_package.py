@@ -373,3 +373,38 @@ def test_platform_not_bundled_names_platform_and_fix(
         and f'{agent.python.parent / "python3"} -m pip install "requests>=2.31"' in error
     )
     assert run.variables == {} and "Traceback" not in run.stdout + run.stderr
+
+
+def test_wheel_and_sdist_of_the_cli() -> None:
+    """`make package` also builds the CLI's wheel and sdist: the package, its entry point, its dependencies."""
+    from email.parser import HeaderParser
+
+    sys.path.append(str(ROOT / "packaging"))
+    from bundle_deps import project_requirements
+    from versioning import read_version
+
+    version = read_version()
+    wheels = sorted(DIST.glob(f"oidc_credentials-{version}-py3-none-any.whl"))
+    sdists = sorted(DIST.glob(f"oidc_credentials-{version}.tar.gz"))
+    if not wheels or not sdists:
+        pytest.skip("run `make package` (make test does) to build the wheel and sdist")
+    sources = {p.relative_to(ROOT / "task").as_posix() for p in (ROOT / "task" / "oidc_credentials").rglob("*.py")}
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = set(wheel.namelist())
+        info = f"oidc_credentials-{version}.dist-info"
+        meta = HeaderParser().parsestr(wheel.read(f"{info}/METADATA").decode("utf-8"))
+        entry_points = wheel.read(f"{info}/entry_points.txt").decode("utf-8")
+    assert sources <= names, sources - names
+    assert not [n for n in names if n.startswith(("tests/", "task/", "packaging/"))]
+    assert meta["Name"] == "oidc-credentials" and meta["Version"] == version
+    assert meta["Requires-Python"] == ">=3.9"
+    runtime = sorted(r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r)
+    assert runtime == sorted(r.replace(" ", "") for r in project_requirements()[0])
+    assert "oidc-credentials = oidc_credentials.__main__:main" in entry_points
+    import tarfile
+
+    with tarfile.open(sdists[0]) as sdist:
+        members = sdist.getnames()
+    assert f"oidc_credentials-{version}/pyproject.toml" in members
+    assert f"oidc_credentials-{version}/task/oidc_credentials/__main__.py" in members
+    assert not [m for m in members if "/tests/" in m]
