@@ -42,15 +42,20 @@ PYENV = Path("/root/.pyenv/versions")
 
 
 def _newest_source() -> float:
+    """The newest mtime of what goes into the .vsix (not build byproducts such as egg-info or bytecode)."""
     newest = 0.0
     for name in SOURCES:
         path = ROOT / name
-        files = (
-            [path]
-            if path.is_file()
-            else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts and "deps" not in p.parts]
-        )
-        newest = max([newest, *(f.stat().st_mtime for f in files)])
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            parts = file.relative_to(ROOT).parts
+            if (
+                "__pycache__" in parts
+                or parts[:2] == ("task", "deps")
+                or any(part.endswith(".egg-info") for part in parts)
+            ):
+                continue
+            newest = max(newest, file.stat().st_mtime)
     return newest
 
 
