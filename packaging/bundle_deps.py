@@ -552,6 +552,7 @@ def bundle(build_dir: Path = ROOT / "build", say: Callable[[str], None] = print)
         say(f"deps: cached bundle {key} ({_size(final) / 1e6:.1f} MB unpacked)")
         return final
     env = _env(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"bundle-{key}-", dir=build_dir))
     try:
         say(
