@@ -413,3 +413,17 @@ def test_wheel_and_sdist_of_the_cli() -> None:
     assert f"oidc_credentials-{version}/pyproject.toml" in members
     assert f"oidc_credentials-{version}/task/oidc_credentials/__main__.py" in members
     assert not [m for m in members if "/tests/" in m]
+
+
+def test_readme_says_which_size_limit_the_vsix_fits(vsix: Path) -> None:
+    """The README's claim about Azure DevOps Server's 25 MiB upload limit stays true as dependencies change."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Packaging and installation", 1)[1].split("\n## ", 1)[0]
+    size = vsix.stat().st_size
+    if size <= 25 * 1024 * 1024:
+        assert "within Azure DevOps Server's 25 MiB" in section
+    else:
+        assert "does not fit Azure DevOps Server's 25 MiB" in section
+    stated = re.search(r"The \.vsix is \*\*([\d.]+) MB\*\*", section)
+    assert stated, "the README states the size"
+    assert abs(float(stated[1]) * 1e6 - size) < 1e6, f"README says {stated[1]} MB, the .vsix is {size / 1e6:.1f} MB"
