@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness import AgentJob
 from tests.standins.ado import AzureDevOps
+from tests.standins.entra import AzureWorld, Entra, wire
 from tests.standins.server import LocalCA, Server
 
 
@@ -23,6 +24,15 @@ def ado(ca: LocalCA) -> Iterator[AzureDevOps]:
     with Server(app, ca=ca) as server:
         app.base_url = server.url
         yield app
+
+
+@pytest.fixture
+def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
+    """Entra (and ARM) stand-in wired to trust the Azure DevOps stand-in, with a tenant, app and connection."""
+    entra = Entra(ca_bundle=ca.bundle)
+    with Server(entra, ca=ca) as server:
+        entra.base_url = server.url
+        yield wire(entra, ado, url=server.url)
 
 
 @pytest.fixture(scope="session")

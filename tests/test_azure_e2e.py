@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -12,14 +11,6 @@ from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld, Entra, FederatedCredential, wire
 from tests.standins.server import LocalCA, Server
-
-
-@pytest.fixture
-def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
-    entra = Entra(ca_bundle=ca.bundle)
-    with Server(entra, ca=ca) as server:
-        entra.base_url = server.url
-        yield wire(entra, ado, url=server.url)
 
 
 def test_arm_token_and_variables_for_later_steps(

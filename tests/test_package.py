@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -30,8 +29,8 @@ import requests
 
 from tests.harness import ROOT, AgentJob, TaskRun
 from tests.standins.ado import AzureDevOps
-from tests.standins.entra import AzureWorld, Entra, wire
-from tests.standins.server import LocalCA, Server
+from tests.standins.entra import AzureWorld
+from tests.standins.server import LocalCA
 
 DIST = ROOT / "dist"
 TASK = "OidcCredentials"
@@ -194,14 +193,6 @@ def aws_flow(agent: Agent, job: AgentJob, ado: AzureDevOps, moto_url: str) -> Ta
     arn = session.client("sts", endpoint_url=moto_url).get_caller_identity()["Arn"]
     assert arn == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
     return run
-
-
-@pytest.fixture
-def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
-    entra = Entra(ca_bundle=ca.bundle)
-    with Server(entra, ca=ca) as server:
-        entra.base_url = server.url
-        yield wire(entra, ado, url=server.url)
 
 
 def azure_flow(agent: Agent, job: AgentJob, world: AzureWorld, ca: LocalCA) -> TaskRun:

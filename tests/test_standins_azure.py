@@ -28,14 +28,6 @@ ARM = "https://management.azure.com/.default"
 
 
 @pytest.fixture
-def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
-    entra = Entra(ca_bundle=ca.bundle)
-    with Server(entra, ca=ca) as server:
-        entra.base_url = server.url
-        yield wire(entra, ado, url=server.url)
-
-
-@pytest.fixture
 def vault(world: AzureWorld, ca: LocalCA) -> Iterator[KeyVault]:
     kv = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
     with Server(kv, ca=ca) as server:

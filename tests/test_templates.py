@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,8 @@ import yaml
 
 from tests.harness import ROOT, AgentJob, TaskRun
 from tests.standins.ado import AzureDevOps
-from tests.standins.entra import AzureWorld, Entra, wire
-from tests.standins.server import LocalCA, Server
+from tests.standins.entra import AzureWorld
+from tests.standins.server import LocalCA
 
 TEMPLATES = ROOT / "templates"
 SCHEMA = ROOT.parent / "shared" / "schemas" / "azure-pipelines.schema.json"
@@ -542,14 +541,6 @@ def test_aws_template_runs_task_then_script(ado: AzureDevOps, job: AgentJob, mot
     # without the template's env: mapping the secret would not be there (the agent's rule)
     unmapped = dict(steps[1], env={k: v for k, v in steps[1]["env"].items() if not k.startswith("AWS_")})
     assert run_script(unmapped, run, base, tmp_path).returncode != 0
-
-
-@pytest.fixture
-def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
-    entra = Entra(ca_bundle=ca.bundle)
-    with Server(entra, ca=ca) as server:
-        entra.base_url = server.url
-        yield wire(entra, ado, url=server.url)
 
 
 CHECK_AZURE = """
