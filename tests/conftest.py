@@ -13,6 +13,16 @@ from tests.standins.entra import AzureWorld, Entra, wire
 from tests.standins.server import LocalCA, Server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.harness import SCHEMAS
+
+    if not (SCHEMAS / "tasks.schema.json").is_file():
+        raise pytest.UsageError(
+            f"The JSON schemas are not at {SCHEMAS}: keep the shared/ folder beside the repository, or set "
+            "OIDC_CREDENTIALS_SCHEMAS to the folder that holds tasks.schema.json and azure-pipelines.schema.json."
+        )
+
+
 @pytest.fixture(scope="session")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     return LocalCA(str(tmp_path_factory.mktemp("ca")))

@@ -17,6 +17,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "task" / "launcher.js"
+#: the JSON schemas of task.json and of pipelines, kept beside the repository (shared/schemas)
+SCHEMAS = Path(os.environ.get("OIDC_CREDENTIALS_SCHEMAS") or ROOT.parent / "shared" / "schemas")
 
 
 def unescape(value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import ROOT, SCHEMAS
 
 sys.path.append(str(ROOT / "packaging"))  # appended: nothing there may shadow an installed module
 
@@ -27,7 +27,7 @@ import versioning
 
 TASK = json.loads((ROOT / "task.json").read_text(encoding="utf-8"))
 EXTENSION = json.loads((ROOT / "vss-extension.json").read_text(encoding="utf-8"))
-TASKS_SCHEMA = ROOT.parent / "shared" / "schemas" / "tasks.schema.json"
+TASKS_SCHEMA = SCHEMAS / "tasks.schema.json"
 
 
 def inputs() -> dict[str, dict[str, Any]]:

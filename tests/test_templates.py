@@ -26,13 +26,13 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.harness import ROOT, AgentJob, TaskRun
+from tests.harness import ROOT, SCHEMAS, AgentJob, TaskRun
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
 from tests.standins.server import LocalCA
 
 TEMPLATES = ROOT / "templates"
-SCHEMA = ROOT.parent / "shared" / "schemas" / "azure-pipelines.schema.json"
+SCHEMA = SCHEMAS / "azure-pipelines.schema.json"
 TASK_JSON = json.loads((ROOT / "task.json").read_text(encoding="utf-8"))
 ROLE = "arn:aws:iam::123456789012:role/ado-deploy"
 
