@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from demo.stage import Stage, show
+from tests.harness import caller_arn
 
 ROLE = "arn:aws:iam::123456789012:role/ado-deploy"
 
@@ -17,15 +18,7 @@ def run(stage: Stage) -> None:
     if result.failed:
         raise SystemExit("the AWS flow failed")
 
-    import boto3
-
-    session = boto3.Session(
-        aws_access_key_id=result.variables["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=result.variables["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=result.variables["AWS_SESSION_TOKEN"],
-        region_name=result.variables["AWS_REGION"],
-    )
-    arn = session.client("sts", endpoint_url=moto).get_caller_identity()["Arn"]
+    arn = caller_arn(result, moto)
     print(f"  later step: aws sts get-caller-identity -> {arn}")
     if ":assumed-role/ado-deploy/" not in arn:
         raise SystemExit(f"the later step ran as {arn}, not as the assumed role")

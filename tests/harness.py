@@ -212,3 +212,17 @@ class AgentJob:
             ["node", str(LAUNCHER)], env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
         return TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
+
+
+def caller_arn(run: TaskRun, sts_url: str) -> str:
+    """A later step: who AWS says the emitted credentials are (boto3 GetCallerIdentity)."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=run.variables["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=run.variables["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=run.variables["AWS_SESSION_TOKEN"],
+        region_name=run.variables.get("AWS_REGION") or "us-east-1",
+    )
+    arn: str = session.client("sts", endpoint_url=sts_url).get_caller_identity()["Arn"]
+    return arn

@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.harness import ROOT, AgentJob, TaskRun, parse_line, unregistered_secret_lines
+from tests.harness import ROOT, AgentJob, TaskRun, caller_arn, parse_line, unregistered_secret_lines
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import Server
 from tests.standins.sts import Sts, keys_of
@@ -45,14 +44,7 @@ def test_credentials_work_in_a_later_step(ado: AzureDevOps, job: AgentJob, moto_
     assert run.secret_names == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
     assert run.variables["AWS_REGION"] == run.variables["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert run.variables["AWS_CREDENTIAL_EXPIRATION"]
-    session = boto3.Session(
-        aws_access_key_id=run.variables["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=run.variables["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=run.variables["AWS_SESSION_TOKEN"],
-        region_name="eu-west-1",
-    )
-    arn = session.client("sts", endpoint_url=moto_url).get_caller_identity()["Arn"]
-    assert arn == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
+    assert caller_arn(run, moto_url) == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
     # the log shows the pre-flight claims and the identity, and never a secret
     assert "subject   sc://fabrikam/Payments/aws-prod" in run.text
     assert "audience  api://AzureADTokenExchange" in run.text

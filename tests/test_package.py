@@ -23,11 +23,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from tests.harness import ROOT, AgentJob, TaskRun
+from tests.harness import ROOT, AgentJob, TaskRun, caller_arn
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
 from tests.standins.server import LocalCA
@@ -184,14 +183,7 @@ def aws_flow(agent: Agent, job: AgentJob, ado: AzureDevOps, moto_url: str) -> Ta
     run = agent.run(job)
     assert run.returncode == 0 and not run.failed, run.stdout + run.stderr
     assert run.secret_names == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
-    session = boto3.Session(
-        aws_access_key_id=run.variables["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=run.variables["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=run.variables["AWS_SESSION_TOKEN"],
-        region_name="eu-west-1",
-    )
-    arn = session.client("sts", endpoint_url=moto_url).get_caller_identity()["Arn"]
-    assert arn == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
+    assert caller_arn(run, moto_url) == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
     return run
 
 
