@@ -7,7 +7,7 @@ import warnings
 
 from oidc_credentials.agent import AgentEnv, Endpoint
 from oidc_credentials.oidc import TokenSource
-from oidc_credentials.providers import Context, Outcome, Variable
+from oidc_credentials.providers import Context, File, Outcome, Variable
 
 TITLE = "Fake"
 CONNECTION_INPUT = "awsConnection"
@@ -28,6 +28,12 @@ def exchange(config: str, tokens: TokenSource, ctx: Context) -> Outcome:
     if config == "multiline":
         return Outcome(
             variables=[Variable("FIRST", "fine", secret=True), Variable("SECOND", "two\nlines", secret=True)]
+        )
+    if config == "files-fail":
+        temp = ctx.agent.variable("Agent.TempDirectory")
+        return Outcome(
+            variables=[Variable("FILE_PATH", temp + "/ok/one")],
+            files=[File(temp + "/ok/one", "first"), File(temp + "/link/two", "second")],
         )
     if config == "bad-name":
         return Outcome(variables=[Variable("OK_ONE", "v", secret=True), Variable("my-db-password", "v2", secret=True)])

@@ -72,3 +72,13 @@ def test_nothing_is_set_unless_everything_can_be(mode: str, fragment: str) -> No
     assert result.failed and fragment in result.errors[0]
     assert result.variables == {}
     assert "task.setvariable" not in result.stdout
+
+
+def test_files_are_written_all_or_none(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    result = run("files-fail", AGENT_TEMPDIRECTORY=str(tmp_path))
+    assert result.failed and "symbolic link" in result.errors[0]
+    assert result.variables == {}
+    assert not (tmp_path / "ok" / "one").exists()
+    assert list((tmp_path / "elsewhere").iterdir()) == []

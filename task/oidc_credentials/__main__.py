@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -45,8 +47,16 @@ def emit(outcome: Outcome, out: AgentOutput, *, publish_outputs: bool) -> None:
             out.set_secret(var.value)
     for value in outcome.secrets:
         out.set_secret(value)
-    for file in outcome.files:
-        write_private(file.path, file.content)
+    written: list[str] = []
+    try:
+        for file in outcome.files:
+            write_private(file.path, file.content)
+            written.append(file.path)
+    except TaskError:
+        for path in written:  # all files or none, like the variables
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise
     for var in outcome.variables:
         out.set_variable(var.name, var.value, secret=var.secret)
         if publish_outputs:
@@ -60,7 +70,7 @@ def emit(outcome: Outcome, out: AgentOutput, *, publish_outputs: bool) -> None:
     if secret:
         out.info(
             "Secret variables reach a later script only when mapped, e.g. env: { "
-            + ", ".join(f"{n}: $({n})" for n in secret[:3])
+            + ", ".join(f"{re.sub(r'[^A-Za-z0-9_]', '_', n).upper()}: $({n})" for n in secret[:3])
             + (", ..." if len(secret) > 3 else "")
             + " }"
         )
