@@ -343,3 +343,20 @@ def test_explain_covers_each_code() -> None:
         assert error.code == code
         assert str(error).count("\n") >= 1, code  # a fix follows the head line
     assert "AccessDenied" not in str(aws.explain("Weird", "m", 400, config, None))
+
+
+def test_partial_credentials_are_named_not_shown(ado: AzureDevOps, ca: LocalCA) -> None:
+    """A 200 without every part names what is missing and never echoes the parts that came."""
+
+    def partial(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        body = (
+            "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+            "<AccessKeyId>ASIAPARTIAL</AccessKeyId><SecretAccessKey>very-secret-part</SecretAccessKey>"
+            "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        )
+        return [body.encode()]
+
+    with Server(partial) as server, pytest.raises(ExchangeError, match=r"missing: SessionToken\)") as info:
+        run_exchange(ado, ca, server.url)
+    assert "very-secret-part" not in str(info.value) and "ASIAPARTIAL" not in str(info.value)

@@ -144,9 +144,10 @@ def test_missing_access_token(ado: AzureDevOps, ca: LocalCA) -> None:
 
 def test_answer_without_token(ado: AzureDevOps, ca: LocalCA) -> None:
     conn = ado.add_connection("c")
-    ado.fail_next(1, 200, body='{"value": null}')
-    with pytest.raises(ExchangeError, match="HTTP 200 but without an oidcToken"):
+    ado.fail_next(1, 200, body='{"token": "eyJhbGciOiJSUzI1NiJ9.e30.sig-under-another-name"}')
+    with pytest.raises(ExchangeError, match=r"HTTP 200 but without an oidcToken \(fields: token\)") as info:
         source(ado, ca, conn.id)()
+    assert "sig-under-another-name" not in str(info.value)
 
 
 def test_url_built_when_oidc_uri_missing() -> None:

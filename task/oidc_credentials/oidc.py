@@ -272,7 +272,10 @@ class TokenSource:
         token = body.get("oidcToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise ExchangeError(
-                f"{SERVICE} answered HTTP 200 but without an oidcToken: {resp.snippet(200) or '[no body]'}",
+                # Only the field names: the body may hold a token under another name.
+                f"{SERVICE} answered HTTP 200 but without an oidcToken (fields: "
+                + (", ".join(map(str, body)) if isinstance(body, dict) else "none, not a JSON object")
+                + ").",
                 service=SERVICE,
                 status=200,
             )

@@ -275,7 +275,12 @@ def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     )
     if not all(values.get(k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")):
         raise ExchangeError(
-            f"{SERVICE} answered HTTP 200 without credentials: {resp.snippet(200)}", service=SERVICE, status=200
+            # Name what is missing, never show the body: it may hold the parts that did arrive.
+            f"{SERVICE} answered HTTP 200 without complete credentials (missing: "
+            + ", ".join(k for k in ("AccessKeyId", "SecretAccessKey", "SessionToken") if not values.get(k))
+            + "). Check the connection's URL: it must be an STS endpoint.",
+            service=SERVICE,
+            status=200,
         )
     assumed = (root.findtext(".//AssumedRoleUser/Arn") or "").strip() if root is not None else ""
     account = assumed.split(":")[4] if assumed.count(":") >= 5 else config.account
