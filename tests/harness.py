@@ -17,8 +17,27 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "task" / "launcher.js"
-#: the JSON schemas of task.json and of pipelines, kept beside the repository (shared/schemas)
-SCHEMAS = Path(os.environ.get("OIDC_CREDENTIALS_SCHEMAS") or ROOT.parent / "shared" / "schemas")
+
+
+def _schemas() -> Path:
+    """The JSON schemas of task.json and of pipelines: shared/schemas beside the repository (or beside
+    the repository this one was cloned from), unless OIDC_CREDENTIALS_SCHEMAS names the folder."""
+    if os.environ.get("OIDC_CREDENTIALS_SCHEMAS"):
+        return Path(os.environ["OIDC_CREDENTIALS_SCHEMAS"])
+    here = ROOT.parent / "shared" / "schemas"
+    if here.is_dir():
+        return here
+    origin = subprocess.run(
+        ["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        cloned_from = Path(origin).resolve().parent / "shared" / "schemas"
+        if cloned_from.is_dir():
+            return cloned_from
+    return here
+
+
+SCHEMAS = _schemas()
 
 
 def unescape(value: str) -> str:
