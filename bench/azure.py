@@ -16,6 +16,7 @@ import time
 from demo.azure import start_entra
 from demo.stage import Stage
 from tests.harness import LAUNCHER
+from tests.standins.entra import AzureWorld
 
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 
@@ -30,6 +31,19 @@ credential = AzurePipelinesCredential(
 token = credential.get_token("https://management.azure.com/.default")
 assert token.token
 """
+
+
+def bare_script_env(env: dict[str, str], stage: Stage, world: AzureWorld, **extra: str) -> dict[str, str]:
+    """The job's environment plus what a bare AzurePipelinesCredential script is given (B_*)."""
+    return dict(
+        env,
+        B_TENANT=world.tenant.tenant_id,
+        B_CLIENT=world.app.client_id,
+        B_CONNECTION=world.connection_id,
+        B_ACCESS_TOKEN=stage.ado.access_token,
+        B_AUTHORITY=world.url,
+        **extra,
+    )
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -47,14 +61,7 @@ def main() -> None:
         world = start_entra(stage)
         job = world.endpoint(stage.job().inputs(provider="azure", azureConnection=world.connection_id))
         env = dict(job.env)
-        bare_env = dict(
-            env,
-            B_TENANT=world.tenant.tenant_id,
-            B_CLIENT=world.app.client_id,
-            B_CONNECTION=world.connection_id,
-            B_ACCESS_TOKEN=stage.ado.access_token,
-            B_AUTHORITY=world.url,
-        )
+        bare_env = bare_script_env(env, stage, world)
         task = ["node", str(LAUNCHER)]
         bare = [sys.executable, "-c", BARE]
         timed(task, env), timed(bare, bare_env)  # warm the file cache

@@ -12,7 +12,7 @@ import os
 import statistics
 import sys
 
-from bench.azure import timed
+from bench.azure import bare_script_env, timed
 from demo.azure import start_entra
 from demo.stage import Stage
 from tests.harness import LAUNCHER
@@ -77,16 +77,7 @@ def main() -> None:
             stage.job().inputs(provider="keyvault", azureConnection=world.connection_id, keyVault=server.url)
         )
         env = dict(job.env)
-        loop_env = dict(
-            env,
-            B_TENANT=world.tenant.tenant_id,
-            B_CLIENT=world.app.client_id,
-            B_CONNECTION=world.connection_id,
-            B_ACCESS_TOKEN=stage.ado.access_token,
-            B_AUTHORITY=world.url,
-            B_VAULT=server.url,
-            B_COUNT=str(SECRETS),
-        )
+        loop_env = bare_script_env(env, stage, world, B_VAULT=server.url, B_COUNT=str(SECRETS))
         task = ["node", str(LAUNCHER)]
         loop = [sys.executable, "-c", LOOP]
         timed(task, env)  # warm the file cache
