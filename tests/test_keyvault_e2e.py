@@ -16,8 +16,7 @@ import pytest
 from oidc_credentials import __main__ as entry
 
 from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
-from tests.standins.ado import AzureDevOps
-from tests.standins.entra import AzureWorld, Entra, wire
+from tests.standins.entra import AzureWorld
 from tests.standins.keyvault import KeyVault
 from tests.standins.server import LocalCA, Server
 
@@ -34,16 +33,12 @@ class Vaulted:
 
 
 @pytest.fixture
-def kv(ado: AzureDevOps, ca: LocalCA) -> Iterator[Vaulted]:
-    entra = Entra(ca_bundle=ca.bundle)
-    with Server(entra, ca=ca) as entra_server:
-        entra.base_url = entra_server.url
-        world = wire(entra, ado, url=entra_server.url)
-        vault = KeyVault(entra, world.tenant.tenant_id, authority=entra_server.url)
-        vault.grant(world.app.client_id)
-        with Server(vault, ca=ca) as vault_server:
-            vault.base_url = vault_server.url
-            yield Vaulted(world, vault)
+def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
+    vault = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
+    vault.grant(world.app.client_id)
+    with Server(vault, ca=ca) as vault_server:
+        vault.base_url = vault_server.url
+        yield Vaulted(world, vault)
 
 
 def test_every_secret_with_exact_values(job: AgentJob, kv: Vaulted) -> None:
