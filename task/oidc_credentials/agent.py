@@ -85,8 +85,8 @@ class AgentEnv:
             return default
         try:
             value = int(raw, 10)
-        except ValueError:
-            raise ConfigError(f"Input '{name}' must be a whole number from {low} to {high}, got '{raw}'.") from None
+        except ValueError as exc:
+            raise ConfigError(f"Input '{name}' must be a whole number from {low} to {high}, got '{raw}'.") from exc
         if not low <= value <= high:
             raise ConfigError(f"Input '{name}' must be from {low} to {high}, got {value}.")
         return value
@@ -99,6 +99,10 @@ class AgentEnv:
     def variable(self, name: str, default: str = "") -> str:
         key = mangle(name)
         return self._env.get(key) or self._env.get("SECRET_" + key) or default
+
+    def task_variable(self, name: str) -> str:
+        """A task variable this task instance set (``##vso[task.settaskvariable]``), in its pre/post-job step."""
+        return self._env.get("VSTS_TASKVARIABLE_" + mangle(name), "")
 
     @property
     def debug(self) -> bool:

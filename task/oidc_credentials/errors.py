@@ -3,8 +3,14 @@
 Every failure the task reports is a :class:`TaskError`. Its message is the paragraph the pipeline author
 reads, so it says what went wrong and what to change. Two subclasses change behaviour:
 
-- :class:`ConfigError`: the input, the connection or the agent environment is wrong; nothing was sent.
+- :class:`ConfigError`: the input, the connection or the agent environment is wrong, and the user fixes
+  it there. A provider's ``configure`` raises only this and sends nothing; later phases raise it too when
+  what a service returned clashes with the configuration (a secret name that cannot be a variable, an
+  account not in the allowed list), after requests were sent. Which phase failed is in the run record
+  (:class:`~oidc_credentials.emit.RunRecord`), not implied by the class.
 - :class:`ExchangeError`: a remote service refused or failed; carries the service, status and code.
+
+``TaskError.kind`` is read by the run record (``RunRecord.error_kind``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ class TaskError(Exception):
 
 
 class ConfigError(TaskError):
-    """The user can fix this in the task inputs, the service connection or the pipeline."""
+    """The user can fix this in the task inputs, the service connection or the pipeline.
+
+    Raised by ``configure`` before anything is sent, or later when a result clashes with the configuration.
+    """
 
     kind = "configuration"
 

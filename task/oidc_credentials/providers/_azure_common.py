@@ -9,16 +9,19 @@ OIDC token, so no assertion is ever reused past its short life (AADSTS700024).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..agent import GUID, Endpoint
 from ..errors import ConfigError, ExchangeError, TaskError
+from ..http import Http
 from ..oidc import Claims, TokenSource
+from ..text import iso_utc, one_line
 from . import Context
 
 SERVICE = "Microsoft Entra ID"
@@ -244,7 +247,7 @@ def _lifetime_note(claims: Claims | None, now: float) -> str:
         return "The OIDC token was outside its valid time range."
 
     def iso(value: int) -> str:
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "?"
+        return iso_utc(value) if value else "?"
 
     return (
         f"The OIDC token was outside its valid time range when Entra checked it (issued {iso(claims.iat)}, expires "
@@ -256,22 +259,24 @@ def _lifetime_note(claims: Claims | None, now: float) -> str:
 # -- the exchange ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccessToken:
+    """One Entra access token (never in a repr) for one scope."""
+
     scope: str
-    token: str
-    expires_on: int
+    token: str = field(repr=False)
+    expires_on: int = 0
 
     @property
     def expires_iso(self) -> str:
-        return dt.datetime.fromtimestamp(self.expires_on, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(self.expires_on)
 
 
 class _Assertions:
     """The assertion callback: a fresh Azure DevOps token per call, checked once against the connection."""
 
-    def __init__(self, conn: AzureConnection, tokens: TokenSource, ctx: Context) -> None:
+    def __init__(self, conn: AzureConnection, tokens: TokenSource, warn: Callable[[str], None]) -> None:
         self._conn = conn
         self._tokens = tokens
-        self._ctx = ctx
+        self._warn = warn
         self.error: TaskError | None = None
         self._checked = False
 
@@ -290,34 +295,54 @@ class _Assertions:
     def _preflight(self, claims: Claims) -> None:
         conn = self._conn
         if conn.fic_issuer and conn.fic_issuer != claims.iss:
-            self._ctx.warn(
+            self._warn(
                 f"The token's issuer {claims.iss} differs from the one the connection records ({conn.fic_issuer}); "
                 "Entra will refuse it unless the app also trusts this issuer."
             )
         if conn.fic_subject and conn.fic_subject != claims.sub:
             diff = case_only_difference(claims.sub, conn.fic_subject)
-            self._ctx.warn(
+            self._warn(
                 f"The token's subject {claims.sub} differs from the one the connection records ({conn.fic_subject})"
                 + (f" only in letter case ({diff}), and Entra compares case-sensitively." if diff else ".")
             )
 
 
 def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSource, ctx: Context) -> list[AccessToken]:
-    """One Entra access token per scope, each bought with a fresh Azure DevOps OIDC token."""
+    """:func:`request_tokens` with a provider's context: its HTTP settings, warnings, clock and debug flag."""
+    return request_tokens(conn, scopes, tokens, ctx.http, warn=ctx.warn, clock=ctx.clock, verbose=ctx.agent.debug)
+
+
+def request_tokens(
+    conn: AzureConnection,
+    scopes: list[str],
+    tokens: TokenSource,
+    http: Http,
+    *,
+    warn: Callable[[str], None] = lambda _: None,
+    clock: Callable[[], float] = time.time,
+    verbose: bool = False,
+) -> list[AccessToken]:
+    """One Entra access token per scope, each bought with a fresh Azure DevOps OIDC token: the wire client.
+
+    Goes through azure-identity's ``ClientAssertionCredential`` with ``http``'s CA bundle and proxy. A
+    refusal becomes an :class:`ExchangeError` that says what the token presented and what to fix; ``warn``
+    hears a token whose issuer or subject differs from what the connection records; ``verbose`` keeps
+    azure-identity's own failure logs.
+    """
     from azure.core.exceptions import AzureError, ClientAuthenticationError
     from azure.identity import ClientAssertionCredential
 
     # azure-identity logs each failure before raising it; the task explains it once, below.
     identity_logger = logging.getLogger("azure.identity")
     previous_level = identity_logger.level
-    if not ctx.agent.debug:
+    if not verbose:
         identity_logger.setLevel(logging.ERROR)
-    assertions = _Assertions(conn, tokens, ctx)
+    assertions = _Assertions(conn, tokens, warn)
     kwargs: dict[str, Any] = {"authority": conn.authority}
-    ca = ctx.http.ca_bundle
+    ca = http.ca_bundle
     if ca:
         kwargs["connection_verify"] = ca
-    proxies = ctx.http.proxies_for(conn.authority)
+    proxies = http.proxies_for(conn.authority)
     if proxies is not None:
         kwargs["proxies"] = proxies
     credential = ClientAssertionCredential(conn.tenant_id, conn.client_id, assertions, **kwargs)
@@ -328,16 +353,17 @@ def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSourc
                 result = credential.get_token(scope)
             except ClientAuthenticationError as exc:
                 if assertions.error is not None:
-                    raise assertions.error from None
-                raise _from_response(exc, conn, tokens, ctx) from None
+                    raise assertions.error from exc
+                raise _from_response(exc, conn, tokens, clock()) from exc
             except AzureError as exc:
                 if assertions.error is not None:
-                    raise assertions.error from None
+                    raise assertions.error from exc
                 raise ExchangeError(
-                    f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {_short(str(exc))}. Check the "
-                    "agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its certificate.",
+                    f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
+                    "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
+                    "certificate.",
                     service=SERVICE,
-                ) from None
+                ) from exc
             except TaskError:
                 raise
             issued.append(AccessToken(scope, result.token, int(result.expires_on)))
@@ -347,12 +373,7 @@ def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSourc
     return issued
 
 
-def _short(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _from_response(exc: Any, conn: AzureConnection, tokens: TokenSource, ctx: Context) -> ExchangeError:
+def _from_response(exc: Any, conn: AzureConnection, tokens: TokenSource, now: float) -> ExchangeError:
     response = getattr(exc, "response", None)
     status = int(getattr(response, "status_code", 0) or 0)
     body: Any = None
@@ -370,9 +391,9 @@ def _from_response(exc: Any, conn: AzureConnection, tokens: TokenSource, ctx: Co
             match = re.search(r"AADSTS(\d+)", str(body.get("error_description", "")))
             code = int(match.group(1)) if match else 0
         description = str(body.get("error_description") or body.get("error"))
-        return explain_entra(code, description, status, conn, tokens.last_claims, ctx.clock())
+        return explain_entra(code, description, status, conn, tokens.last_claims, now)
     return ExchangeError(
-        f"{SERVICE} refused the token exchange for app {conn.client_id}: {_short(getattr(exc, 'message', '') or str(exc))}",
+        f"{SERVICE} refused the token exchange for app {conn.client_id}: {one_line(getattr(exc, 'message', '') or str(exc), 400)}",
         service=SERVICE,
         status=status or None,
     )
