@@ -1,10 +1,28 @@
-"""Providers: one module per cloud, each with the same three names.
+"""Providers: one module per cloud, each with the same names (the :class:`Provider` contract).
 
-A provider module defines ``TITLE`` (for the log), ``CONNECTION_INPUT`` (the task input holding its
-service connection), ``configure(agent, endpoint) -> config`` (parse and validate every input; raises
-ConfigError, sends nothing) and ``exchange(config, tokens, ctx) -> Outcome`` (talk to the cloud; returns
-data, prints nothing but progress through ``ctx``). Modules are imported only when chosen, so one
-provider's heavy dependencies never slow another down.
+A provider module defines:
+
+- ``TITLE`` (for the log) and ``CONNECTION_INPUT`` (the task input holding its service connection);
+- ``configure(agent, endpoint) -> <Its>Config``: parse and validate every input into the provider's own
+  frozen config dataclass; raises ConfigError and sends nothing;
+- ``exchange(config, tokens, ctx) -> Outcome``: talk to the cloud and map the result to an
+  :class:`Outcome`; returns data, prints nothing but progress through ``ctx``.
+
+Inside, a provider is two layers: a typed wire client that knows nothing of pipelines (AWS:
+``assume_role(config, token, http) -> AwsCredentials``; Azure: ``exchange_tokens(...) -> [AccessToken]``),
+which helpers and the CLI reuse, and a small mapping from its result to an ``Outcome`` (``to_outcome``).
+
+Optional post-job hook. A provider that must undo something after the job (revoke a token, ...) puts
+JSON-able facts, never a secret, in ``Outcome.post``; the task records them in the post-job state file
+(:mod:`oidc_credentials.state`) and the post-job step (:mod:`oidc_credentials.modes.post`) loads that
+provider and calls::
+
+    def post(data: dict[str, Any], ctx: Context) -> None
+
+``data`` is exactly what ``Outcome.post`` held; ``ctx`` is a :class:`Context` for the post-job step
+(its ``http``, ``log``, ``warn``, ``agent``). It raises TaskError to fail the post-job step.
+
+Modules are imported only when chosen, so one provider's heavy dependencies never slow another down.
 """
 
 from __future__ import annotations
@@ -13,7 +31,7 @@ import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError
@@ -62,6 +80,8 @@ class Outcome:
     #: further values to register as secrets first (each line of a multi-line secret, ...)
     secrets: list[str] = field(default_factory=list)
     files: list[File] = field(default_factory=list)
+    #: facts for this provider's post-job ``post(data, ctx)`` hook (JSON-able, no secrets); empty: no hook
+    post: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,24 +95,41 @@ class Context:
     clock: Callable[[], float] = time.time
 
 
-class Provider(Protocol):
+ConfigT = TypeVar("ConfigT")
+
+
+class Provider(Protocol[ConfigT]):
+    """What a provider module is; ``ConfigT`` is its own frozen config dataclass."""
+
     TITLE: str
     CONNECTION_INPUT: str
 
-    def configure(self, agent: AgentEnv, endpoint: Endpoint) -> Any: ...
+    def configure(self, agent: AgentEnv, endpoint: Endpoint) -> ConfigT: ...
 
-    def exchange(self, config: Any, tokens: TokenSource, ctx: Context) -> Outcome: ...
+    def exchange(self, config: ConfigT, tokens: TokenSource, ctx: Context) -> Outcome: ...
 
 
-def load(name: str) -> Provider:
+if TYPE_CHECKING:  # mypy proves each provider module keeps the contract with its own config type
+    from . import aws as _aws
+    from . import azure as _azure
+    from . import keyvault as _keyvault
+
+    _CHECKED: tuple[Provider[_aws.AwsConfig], Provider[_azure.AzureConfig], Provider[_keyvault.KeyVaultConfig]] = (
+        _aws,
+        _azure,
+        _keyvault,
+    )
+
+
+def load(name: str) -> Provider[Any]:
     """The provider module for a ``provider`` input value."""
     module = PROVIDERS.get(name.strip().lower())
     if module is None:
         raise ConfigError(f"Input 'provider' must be one of {', '.join(PROVIDERS)}, got '{name}'.")
     try:
-        loaded: Provider = importlib.import_module(module)
+        loaded: Provider[Any] = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name == module:
-            raise ConfigError(f"Provider '{name}' is not available in this version of the task yet.") from None
+            raise ConfigError(f"Provider '{name}' is not available in this version of the task yet.") from exc
         raise
     return loaded

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError, ExchangeError
-from ..http import Response
+from ..http import Http, Response
 from ..oidc import Claims, TokenSource
 from . import Context, Outcome, Variable
 
@@ -39,6 +40,8 @@ MAX_POLICY_ARNS = 10
 
 @dataclass(frozen=True)
 class AwsConfig:
+    """A validated AssumeRoleWithWebIdentity request, minus the token."""
+
     sts_url: str
     role_arn: str
     region: str
@@ -86,6 +89,7 @@ def sts_url_for(url: str, region: str, partition: str) -> str:
 
 
 def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
+    """Read and check the role, region, session name, duration, policies and allowed accounts; sends nothing."""
     role = agent.input("awsRoleArn") or endpoint.param("roleArn")
     if not role:
         raise ConfigError(
@@ -110,7 +114,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
         try:
             parsed = json.loads(policy)
         except ValueError as exc:
-            raise ConfigError(f"Input 'awsSessionPolicy' must be a JSON policy document: {exc}.") from None
+            raise ConfigError(f"Input 'awsSessionPolicy' must be a JSON policy document: {exc}.") from exc
         if not isinstance(parsed, dict) or "Statement" not in parsed:
             raise ConfigError("Input 'awsSessionPolicy' must be a JSON policy document: an object with 'Statement'.")
         policy = json.dumps(parsed, separators=(",", ":"))
@@ -233,29 +237,51 @@ def explain(code: str, message: str, status: int, config: AwsConfig, claims: Cla
     return ExchangeError(head + (".\n" + fix if fix else "."), service=SERVICE, status=status, code=code)
 
 
-def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
-    ctx.log(
-        f"Assuming {config.role_arn} as session '{config.session_name}' for {config.duration} s via {config.sts_url}"
-    )
+@dataclass(frozen=True)
+class AwsCredentials:
+    """What STS returned: temporary credentials (never in a repr) and who they act as."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    #: ISO 8601 as STS wrote it, "" when absent
+    expiration: str
+    #: the assumed-role ARN STS reported ("" when it reported none)
+    assumed_role_arn: str
+    account: str
+
+
+def _form(config: AwsConfig, token: str) -> dict[str, str]:
+    form = {
+        "Action": "AssumeRoleWithWebIdentity",
+        "Version": "2011-06-15",
+        "RoleArn": config.role_arn,
+        "RoleSessionName": config.session_name,
+        "WebIdentityToken": token,
+        "DurationSeconds": str(config.duration),
+    }
+    if config.policy:
+        form["Policy"] = config.policy
+    for index, arn in enumerate(config.policy_arns, start=1):
+        form[f"PolicyArns.member.{index}.arn"] = arn
+    return form
+
+
+def assume_role(
+    config: AwsConfig, tokens: TokenSource, http: Http, *, warn: Callable[[str], None] = lambda _: None
+) -> AwsCredentials:
+    """STS ``AssumeRoleWithWebIdentity`` with a token from ``tokens``: the wire client, no pipeline in sight.
+
+    Retries what STS says passes (throttling, IdP trouble) through ``http``'s policy; a token STS finds
+    expired is replaced by a fresh one once (``warn`` says so). Refusals become an :class:`ExchangeError`
+    that says what to fix; credentials for an account outside ``config.allowed_accounts`` are refused.
+    """
     for attempt in (1, 2):
-        token = tokens()
-        form = {
-            "Action": "AssumeRoleWithWebIdentity",
-            "Version": "2011-06-15",
-            "RoleArn": config.role_arn,
-            "RoleSessionName": config.session_name,
-            "WebIdentityToken": token,
-            "DurationSeconds": str(config.duration),
-        }
-        if config.policy:
-            form["Policy"] = config.policy
-        for index, arn in enumerate(config.policy_arns, start=1):
-            form[f"PolicyArns.member.{index}.arn"] = arn
-        resp = ctx.http.request(
+        resp = http.request(
             "POST",
             config.sts_url + "/",
             service=SERVICE,
-            data=form,
+            data=_form(config, tokens()),
             headers={"Accept": "application/xml"},
             retry_if=_retry_if,
         )
@@ -263,7 +289,7 @@ def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
             break
         code, message = sts_error(resp)
         if code == "ExpiredTokenException" and attempt == 1:
-            ctx.warn("STS found the OIDC token expired; requesting a fresh one and trying once more.")
+            warn("STS found the OIDC token expired; requesting a fresh one and trying once more.")
             continue
         raise explain(code, message or resp.snippet(300), resp.status, config, tokens.last_claims)
     root = _parse_xml(resp.text)
@@ -291,13 +317,34 @@ def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
             service=SERVICE,
             code="AccountNotAllowed",
         )
+    return AwsCredentials(
+        values["AccessKeyId"],
+        values["SecretAccessKey"],
+        values["SessionToken"],
+        expiration=values.get("Expiration", ""),
+        assumed_role_arn=assumed,
+        account=account,
+    )
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+def to_outcome(config: AwsConfig, creds: AwsCredentials) -> Outcome:
+    """The pipeline variables for a set of credentials: the names the AWS SDKs and CLI read."""
     variables = [
-        Variable("AWS_ACCESS_KEY_ID", values["AccessKeyId"], secret=True),
-        Variable("AWS_SECRET_ACCESS_KEY", values["SecretAccessKey"], secret=True),
-        Variable("AWS_SESSION_TOKEN", values["SessionToken"], secret=True),
+        Variable("AWS_ACCESS_KEY_ID", creds.access_key_id, secret=True),
+        Variable("AWS_SECRET_ACCESS_KEY", creds.secret_access_key, secret=True),
+        Variable("AWS_SESSION_TOKEN", creds.session_token, secret=True),
     ]
     if config.region:
         variables += [Variable("AWS_REGION", config.region), Variable("AWS_DEFAULT_REGION", config.region)]
-    if values.get("Expiration"):
-        variables.append(Variable("AWS_CREDENTIAL_EXPIRATION", values["Expiration"]))
-    return Outcome(variables=variables, identity=assumed or config.role_arn, expires=values.get("Expiration", ""))
+    if creds.expiration:
+        variables.append(Variable("AWS_CREDENTIAL_EXPIRATION", creds.expiration))
+    return Outcome(variables=variables, identity=creds.assumed_role_arn or config.role_arn, expires=creds.expiration)
+
+
+def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    """Assume the configured role with the job's OIDC token; the credentials become secret variables."""
+    ctx.log(
+        f"Assuming {config.role_arn} as session '{config.session_name}' for {config.duration} s via {config.sts_url}"
+    )
+    return to_outcome(config, assume_role(config, tokens, ctx.http, warn=ctx.warn))

@@ -18,7 +18,7 @@ from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError
 from ..oidc import TokenSource
 from . import Context, Outcome, Variable
-from ._azure_common import PUBLIC, AzureConnection, exchange_tokens, read_connection
+from ._azure_common import PUBLIC, AccessToken, AzureConnection, exchange_tokens, read_connection
 
 TITLE = "Azure"
 CONNECTION_INPUT = "azureConnection"
@@ -27,6 +27,8 @@ MAX_SCOPES = 10
 
 @dataclass(frozen=True)
 class AzureConfig:
+    """The connection and the scopes to request a token for, in order."""
+
     connection: AzureConnection
     scopes: tuple[str, ...]
     #: scopes rewritten for a sovereign cloud, for the log
@@ -39,6 +41,7 @@ def token_variable(index: int) -> str:
 
 
 def configure(agent: AgentEnv, endpoint: Endpoint) -> AzureConfig:
+    """Check the connection is workload identity federation and the scopes are ``<resource>/.default``; sends nothing."""
     conn = read_connection(endpoint, CONNECTION_INPUT)
     scopes = agent.list_input("azureScopes") or [conn.cloud.arm_scope]
     if len(scopes) > MAX_SCOPES:
@@ -68,6 +71,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AzureConfig:
 
 
 def exchange(config: AzureConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    """One Entra access token per scope (wire client: ``_azure_common.request_tokens``), as pipeline variables."""
     conn = config.connection
     ctx.log(
         f"Requesting Entra ID tokens for app {conn.client_id} in tenant {conn.tenant_id} ({conn.cloud.name}, "
@@ -75,7 +79,12 @@ def exchange(config: AzureConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     )
     for note in config.rewritten:
         ctx.log(f"Scope for this connection's cloud: {note}")
-    issued = exchange_tokens(conn, list(config.scopes), tokens, ctx)
+    return to_outcome(config, exchange_tokens(conn, list(config.scopes), tokens, ctx))
+
+
+def to_outcome(config: AzureConfig, issued: list[AccessToken]) -> Outcome:
+    """The tokens as secret variables, plus what Terraform and ``AzurePipelinesCredential`` read to mint their own."""
+    conn = config.connection
     variables: list[Variable] = []
     for index, token in enumerate(issued):
         name = token_variable(index)
