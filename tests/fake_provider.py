@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 from oidc_credentials.agent import AgentEnv, Endpoint
+from oidc_credentials.errors import TaskError
 from oidc_credentials.oidc import TokenSource
 from oidc_credentials.providers import Context, File, Outcome, Variable
 
@@ -35,9 +37,25 @@ def exchange(config: str, tokens: TokenSource, ctx: Context) -> Outcome:
             variables=[Variable("FILE_PATH", temp + "/ok/one")],
             files=[File(temp + "/ok/one", "first"), File(temp + "/link/two", "second")],
         )
+    if config == "files-ok":  # two files and data for the post-job hook below
+        temp = ctx.agent.variable("Agent.TempDirectory")
+        return Outcome(
+            variables=[Variable("FILE_PATH", temp + "/ok/one")],
+            files=[File(temp + "/ok/one", "first"), File(temp + "/ok/two", "second")],
+            post={"marker": temp + "/post-hook-ran"},
+        )
     if config == "bad-name":
         return Outcome(variables=[Variable("OK_ONE", "v", secret=True), Variable("my-db-password", "v2", secret=True)])
     return Outcome(
         variables=[Variable("FAKE_SECRET", "s3cr3t-value", secret=True), Variable("FAKE_PLAIN", "plain")],
         identity="fake-identity",
     )
+
+
+def post(data: dict[str, Any], ctx: Context) -> None:
+    """The post-job hook: proves it ran, with the data the task recorded, by writing the marker file."""
+    if data.get("fail"):
+        raise TaskError("the fake post-job hook failed")
+    with open(data["marker"], "w") as handle:
+        handle.write(ctx.agent.variable("Agent.TempDirectory"))
+    ctx.log("fake post-job hook ran")

@@ -8,7 +8,9 @@ and their first ``=``, and ``%3B %0D %0A %5D`` then ``%AZP25`` decoded in values
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +40,44 @@ def _schemas() -> Path:
 
 
 SCHEMAS = _schemas()
+
+
+def _version_of(python: str) -> str:
+    """``major.minor`` of an interpreter, "" when it does not run."""
+    try:
+        proc = subprocess.run(
+            [python, "-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+@functools.cache
+def find_python(version: str) -> str:
+    """An interpreter of CPython ``major.minor`` on this machine, "" when there is none.
+
+    Looked for, in order: ``OIDC_CREDENTIALS_PYTHONS`` (interpreter paths, separated by os.pathsep), pyenv's
+    versions folder (``$PYENV_ROOT`` or ``~/.pyenv``), uv's managed Pythons, then ``python<version>`` on PATH.
+    Each candidate is run once to confirm its version, so a pyenv shim for an absent version is skipped.
+    """
+    candidates = [p for p in os.environ.get("OIDC_CREDENTIALS_PYTHONS", "").split(os.pathsep) if p]
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates += [str(p) for p in sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True)]
+    uv = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local" / "share" / "uv" / "python")
+    candidates += [str(p) for p in sorted(uv.glob(f"cpython-{version}.*/bin/python{version}"), reverse=True)]
+    on_path = shutil.which(f"python{version}")
+    candidates += [on_path] if on_path else []
+    return next((c for c in candidates if _version_of(c) == version), "")
+
+
+def find_pythons(*versions: str) -> list[str]:
+    """One interpreter of each version that this machine has (see :func:`find_python`)."""
+    return [found for found in (find_python(v) for v in versions) if found]
 
 
 def unescape(value: str) -> str:
@@ -92,6 +132,8 @@ class TaskRun:
     completions: list[tuple[str, str]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     unknown_commands: list[str] = field(default_factory=list)
+    #: task variables (``task.settaskvariable``): what the agent hands this task's post-job step
+    task_variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_output(cls, returncode: int, stdout: str, stderr: str) -> TaskRun:
@@ -133,6 +175,8 @@ class TaskRun:
             self.completions.append((result, cmd.data))
             if result == "Failed" or (result == "SucceededWithIssues" and self.result == "Succeeded"):
                 self.result = result
+        elif cmd.area_event == "task.settaskvariable":
+            self.task_variables[cmd.properties.get("variable", "")] = cmd.data
         elif cmd.area_event == "task.debug":
             self.log.append("##[debug]" + self._mask(cmd.data))
         elif cmd.area_event in ("task.uploadsummary", "task.prependpath", "task.setprogress"):
