@@ -1,7 +1,10 @@
 // OidcCredentials launcher: the Node handler runs this; the work is done in Python.
-// Dependency-free on purpose. It finds a Python >= 3.9, runs entry.py with the task's environment
-// and stdio, and always exits 0: the agent treats a non-zero exit as an infrastructure failure, so a
-// failure is reported with ##vso[task.complete result=Failed] instead.
+// Dependency-free on purpose. It finds a Python >= 3.9 and runs entry.py with the task's environment
+// and stdio, passing the mode: none for the task (execution in task.json), "post" for the post-job step
+// (post.js, postjobexecution), "helper <format>" for a credential helper (node launcher.js helper aws).
+// In the task and post modes it always exits 0: the agent treats a non-zero exit as an infrastructure
+// failure, so a failure is reported with ##vso[task.complete result=Failed] instead. A helper answers
+// an SDK, not the agent: it never prints ##vso, fails with one line on stderr and passes on the exit code.
 'use strict';
 const { spawnSync } = require('child_process');
 const path = require('path');
@@ -14,9 +17,19 @@ function escapeData(text) {
   return String(text).replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
-function fail(message) {
-  process.stdout.write('##vso[task.logissue type=error]' + escapeData(message) + '\n');
-  process.stdout.write('##vso[task.complete result=Failed;]' + escapeData(message) + '\n');
+const DEFAULT_MODE = 'task';
+
+function failer(mode) {
+  if (mode === 'helper') {
+    return (message) => {
+      process.stderr.write('oidc-credentials helper: error: ' + String(message).replace(/[\r\n]+/g, ' ') + '\n');
+      process.exitCode = 1;
+    };
+  }
+  return (message) => {
+    process.stdout.write('##vso[task.logissue type=error]' + escapeData(message) + '\n');
+    process.stdout.write('##vso[task.complete result=Failed;]' + escapeData(message) + '\n');
+  };
 }
 
 // Candidates in order: [command, leading args, how to name it].
@@ -28,10 +41,14 @@ function candidates(env, platform) {
   return list;
 }
 
-function run(env, platform) {
+// argv: the mode and its arguments ([] or ['task']: the task, passed to entry.py as no argument).
+function run(env, platform, argv) {
+  const modeArgs = (argv || []).length && argv[0] !== DEFAULT_MODE ? argv.slice() : [];
+  const mode = modeArgs.length ? modeArgs[0] : DEFAULT_MODE;
+  const fail = failer(mode);
   const tried = [];
   for (const [command, args, label] of candidates(env, platform)) {
-    const result = spawnSync(command, args.concat([ENTRY]), { stdio: 'inherit', env: env, windowsHide: true });
+    const result = spawnSync(command, args.concat([ENTRY], modeArgs), { stdio: 'inherit', env: env, windowsHide: true });
     if (result.error) {
       tried.push(label + ' (' + (result.error.code === 'ENOENT' ? 'not found' : result.error.message) + ')');
       continue;
@@ -50,6 +67,14 @@ function run(env, platform) {
       tried.push(label + ' (a Microsoft Store alias, not an installed Python)');
       continue;
     }
+    if (mode === 'helper') {
+      if (result.status !== 0 && result.status !== 1 && result.status !== 2) {
+        fail('OidcCredentials: Python (' + label + ') stopped unexpectedly with exit code ' + result.status + '.');
+      } else {
+        process.exitCode = result.status; // the helper has answered its SDK itself
+      }
+      return;
+    }
     if (result.status !== 0 && result.status !== 1) {
       fail('OidcCredentials: Python (' + label + ') stopped unexpectedly with exit code ' + result.status + '.');
     }
@@ -60,13 +85,19 @@ function run(env, platform) {
     'or set the pipeline variable OIDC_CREDENTIALS_PYTHON to an interpreter\'s full path.');
 }
 
-if (require.main === module) {
+// The Node handler's entry: run the mode, then exit 0 (a helper: its own exit code).
+function main(argv) {
+  const mode = argv.length ? argv[0] : DEFAULT_MODE;
   try {
-    run(process.env, process.platform);
+    run(process.env, process.platform, argv);
   } catch (err) {
-    fail('OidcCredentials launcher failed: ' + (err && err.message ? err.message : err));
+    failer(mode)('OidcCredentials launcher failed: ' + (err && err.message ? err.message : err));
   }
-  process.exit(0);
+  process.exit(mode === 'helper' ? process.exitCode || 0 : 0);
 }
 
-module.exports = { candidates, run, TOO_OLD };
+if (require.main === module) {
+  main(process.argv.slice(2));
+}
+
+module.exports = { candidates, run, main, escapeData, TOO_OLD, DEFAULT_MODE };

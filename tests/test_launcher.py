@@ -8,7 +8,6 @@ launcher's own export, so the Windows search order (``py -3`` last) is exercised
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import LAUNCHER, ROOT, TaskRun
+from tests.harness import LAUNCHER, ROOT, TaskRun, find_pythons
 
 ENTRY = str(ROOT / "task" / "entry.py")
 
@@ -196,10 +195,10 @@ def test_crash_is_reported_not_retried(fakes: Fakes) -> None:
     assert fakes.calls() == [f"python3 {ENTRY}"]
 
 
-OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.[5-8].*/bin/python3"))
+OLD_PYTHONS = find_pythons("3.5", "3.6", "3.7", "3.8")
 
 
-@pytest.mark.skipif(not OLD_PYTHONS, reason="no Python older than 3.9 on this machine")
+@pytest.mark.skipif(not OLD_PYTHONS, reason="no Python 3.5-3.8 found (set OIDC_CREDENTIALS_PYTHONS to some)")
 def test_real_old_interpreter_then_real_new_one(fakes: Fakes) -> None:
     """The real entry.py: a real 3.8 exits 87 and the launcher moves on to a real current Python."""
     os.symlink(OLD_PYTHONS[-1], fakes.bin / "python3")

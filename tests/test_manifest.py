@@ -234,7 +234,8 @@ def _mini_extension(root: Path, task: dict[str, Any]) -> Path:
     folder = root / make_package.TASK_NAME
     (folder / "task").mkdir(parents=True)
     (folder / "task.json").write_text(json.dumps(task), encoding="utf-8")
-    shutil.copy2(ROOT / "task" / "launcher.js", folder / "task" / "launcher.js")
+    for name in make_package.TASK_FILES:  # every handler target (execution, postjobexecution)
+        shutil.copy2(ROOT / "task" / name, folder / "task" / name)
     for name in make_package.EXTENSION_FILES:
         shutil.copy2(ROOT / name, root / name)
     return root
@@ -249,3 +250,21 @@ def test_tfx_accepts_the_task_and_its_warnings_fail_the_build(tmp_path: Path) ->
     bad = _mini_extension(tmp_path / "bad", broken)
     with pytest.raises(make_package.PackageError, match=r"warning\(s\) treated as errors"):
         make_package.tfx(tmp_path / "out-bad", root=bad)
+
+
+def test_post_job_step_is_the_launcher_in_post_mode() -> None:
+    """postjobexecution has the same handlers as execution, and its target runs the launcher's post mode."""
+    assert set(TASK["postjobexecution"]) == set(TASK["execution"]) == {"Node20_1", "Node24"}
+    for handler in TASK["postjobexecution"].values():
+        assert handler["target"] == "task/post.js" and (ROOT / handler["target"]).is_file()
+    assert "require('./launcher').main(['post'])" in (ROOT / "task" / "post.js").read_text(encoding="utf-8")
+
+
+def test_the_install_hint_names_the_runtime_dependencies() -> None:
+    import oidc_credentials
+
+    project = versioning.load_toml(ROOT / "pyproject.toml")["project"]
+    assert list(oidc_credentials.REQUIREMENTS) == project["dependencies"]
+    hint = oidc_credentials.install_hint("/opt/py/bin/python3")
+    assert hint.startswith("/opt/py/bin/python3 -m pip install ") and '"requests>=2.31"' in hint
+    assert project["scripts"]["oidc-credentials"] == "oidc_credentials.cli:main"
