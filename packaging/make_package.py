@@ -1,6 +1,7 @@
 """``make package``: the marketplace .vsix and the Python sdist and wheel, in dist/.
 
-1. Stamp packaging/VERSION into task.json, vss-extension.json, pyproject.toml and ``__version__``.
+1. Read packaging/VERSION; it is stamped into the staged copies only (task.json, vss-extension.json,
+   pyproject.toml, ``__version__``), never into tracked files: the working tree stays clean.
 2. Bundle the runtime dependencies for every supported agent (packaging/bundle_deps.py; cached).
 3. Stage the extension in build/extension/ (vss-extension.json, overview.md) with the task folder
    build/extension/OidcCredentials/: task.json at its root, task/launcher.js,
@@ -9,7 +10,8 @@
    output with ``warning:`` fails the build, since tfx reports task.json problems as warnings only.
 5. Print the .vsix size against the 40 MB budget and Azure DevOps Server's 25 MiB upload cap; over
    the budget fails the build.
-6. ``python -m build`` (sdist + wheel of the CLI package) and ``twine check --strict``.
+6. ``python -m build`` (sdist + wheel of the CLI package) from a stamped copy of its sources in
+   build/python-src/, and ``twine check --strict``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ BUDGET = 40_000_000  # bytes: the issue's budget ("at most 40 MB")
 SERVER_CAP = 25 * 1024 * 1024  # Azure DevOps Server rejects extension uploads above 25 MiB
 
 #: what the agent needs from task/, besides the bundled dependencies
-TASK_FILES = ("launcher.js", "entry.py")
+TASK_FILES = ("launcher.js", "post.js", "entry.py")
 PACKAGE = "oidc_credentials"
 
 
@@ -52,8 +54,9 @@ def _ignore(_dir: str, names: list[str]) -> set[str]:
     return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo", ".egg-info")) or n.startswith(".")}
 
 
-def stage(deps: Path, dest: Path = STAGE) -> Path:
+def stage(deps: Path, dest: Path = STAGE, version: str | None = None) -> Path:
     """The extension folder for tfx, whose task folder is exactly what the agent downloads and unzips."""
+    version = version or versioning.read_version()
     if dest.parent.exists():
         shutil.rmtree(dest.parent)
     (dest / "task").mkdir(parents=True)
@@ -65,6 +68,10 @@ def stage(deps: Path, dest: Path = STAGE) -> Path:
     shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore)
     shutil.copytree(deps, dest / "task" / "deps", ignore=lambda _d, names: {n for n in names if n == "lock.txt"})
     shutil.copy2(ROOT / "packaging" / "selector.py", dest / "task" / "deps" / "select.py")
+    versioning.stamp_file(dest.parent / "vss-extension.json", "vss-extension.json", version)
+    versioning.stamp_file(dest / "task.json", "task.json", version)
+    init = f"task/{PACKAGE}/__init__.py"
+    versioning.stamp_file(dest / init, init, version)
     check_stage(dest)
     return dest
 
@@ -72,9 +79,10 @@ def stage(deps: Path, dest: Path = STAGE) -> Path:
 def check_stage(folder: Path) -> None:
     """What tfx does not check but the agent needs."""
     task = json.loads((folder / "task.json").read_text(encoding="utf-8"))
-    for handler, spec in task.get("execution", {}).items():
-        if not (folder / spec["target"]).is_file():
-            raise PackageError(f"task.json execution.{handler}.target {spec['target']} is not in the task folder")
+    for phase in ("prejobexecution", "execution", "postjobexecution"):
+        for handler, spec in task.get(phase, {}).items():
+            if not (folder / spec["target"]).is_file():
+                raise PackageError(f"task.json {phase}.{handler}.target {spec['target']} is not in the task folder")
     for required in ("task/entry.py", "task/deps/select.py", "task/deps/manifest.json", f"task/{PACKAGE}/__main__.py"):
         if not (folder / required).is_file():
             raise PackageError(f"the staged task folder has no {required}")
@@ -136,6 +144,24 @@ def size_report(vsix: Path) -> str:
     )
 
 
+#: what the sdist is built from (MANIFEST.in and pyproject.toml say what of it goes in)
+PYTHON_SOURCES = ("pyproject.toml", "README.md", "MANIFEST.in")
+
+
+def python_source(version: str, dest: Path = BUILD / "python-src") -> Path:
+    """A copy of the Python package's sources with the version stamped in, to build the dists from."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "task").mkdir(parents=True)
+    for name in PYTHON_SOURCES:
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore)
+    versioning.stamp_file(dest / "pyproject.toml", "pyproject.toml", version)
+    init = f"task/{PACKAGE}/__init__.py"
+    versioning.stamp_file(dest / init, init, version)
+    return dest
+
+
 def python_dists(output: Path, version: str) -> list[Path]:
     """sdist and wheel of the Python package, checked by twine."""
     for old in [
@@ -147,9 +173,10 @@ def python_dists(output: Path, version: str) -> list[Path]:
     argv = [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(output)]
     if shutil.which("uv") or _has_module("uv"):
         argv += ["--installer", "uv"]
-    argv.append(str(ROOT))
+    source = python_source(version)
+    argv.append(str(source))
     env = dict(os.environ, UV_CACHE_DIR=str(BUILD / "uv-cache"))
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
+    proc = subprocess.run(argv, cwd=source, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise PackageError(f"python -m build failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     made = sorted(
@@ -182,10 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         version = versioning.read_version()
-        changed = versioning.stamp()
-        print(f"version {version}" + (f" (stamped into {', '.join(changed)})" if changed else ""))
+        drift = {k: v for k, v in versioning.versions_in().items() if v != version}
+        print(f"version {version} (stamped into the staged copies)")
+        if drift:
+            print(
+                "  note: tracked files hold other versions ("
+                + ", ".join(f"{k}: {v}" for k, v in drift.items())
+                + "); run `python packaging/versioning.py stamp` and commit them"
+            )
         deps = bundle_deps.bundle(BUILD)
-        folder = stage(deps)
+        folder = stage(deps, version=version)
         print(f"staged {folder.relative_to(ROOT)}")
         vsix = tfx(DIST)
         size = vsix.stat().st_size

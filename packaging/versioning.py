@@ -1,9 +1,10 @@
 """The task's one version number, in packaging/VERSION, and the files it is stamped into.
 
 ``python packaging/versioning.py check`` lists every file whose version differs (exit 1 if any);
-``python packaging/versioning.py stamp`` rewrites them in place. ``make package`` stamps, so bumping
-packaging/VERSION and running it updates task.json (Major/Minor/Patch), vss-extension.json,
-pyproject.toml and the Python package's ``__version__`` together; commit them with the bump.
+``python packaging/versioning.py stamp`` rewrites them in place: run it after bumping packaging/VERSION
+and commit task.json (Major/Minor/Patch), vss-extension.json, pyproject.toml and the Python package's
+``__version__`` with the bump (a test checks they agree). ``make package`` stamps only its staged copies
+(``stamp_file``), so building never modifies a tracked file.
 Each file is edited by a targeted substitution, so its formatting is kept.
 """
 
@@ -107,6 +108,15 @@ def versions_in(root: Path = ROOT) -> dict[str, str]:
         "pyproject.toml": load_toml(root / "pyproject.toml")["project"]["version"],
         "task/oidc_credentials/__init__.py": str(dunder),
     }
+
+
+def stamp_file(path: Path, name: str, version: str) -> bool:
+    """Stamp one copy of the stamped file ``name`` (a key of STAMPS) at ``path``; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    new = stamp_text(name, text, version)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
 
 
 def stamp(root: Path = ROOT, version: str | None = None) -> list[str]:

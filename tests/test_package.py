@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, AgentJob, TaskRun, caller_arn
+from tests.harness import ROOT, AgentJob, TaskRun, caller_arn, find_python
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
 from tests.standins.server import LocalCA
@@ -36,7 +36,6 @@ TASK = "OidcCredentials"
 ROLE = "arn:aws:iam::123456789012:role/ado-deploy"
 #: what the package is built from: a newer file here means the .vsix is stale
 SOURCES = ["task", "packaging", "task.json", "vss-extension.json", "overview.md", "pyproject.toml"]
-PYENV = Path("/root/.pyenv/versions")
 
 
 def _newest_source() -> float:
@@ -95,10 +94,10 @@ def bare_python(version: str, where: Path) -> Path:
     if version == "current":
         base = Path(sys.executable)
     else:
-        candidates = sorted(PYENV.glob(f"{version}.*/bin/python{version}"))
-        if not candidates:
-            pytest.skip(f"no CPython {version} on this machine")
-        base = candidates[-1]
+        found = find_python(version)
+        if not found:
+            pytest.skip(f"no CPython {version} found on this machine (set OIDC_CREDENTIALS_PYTHONS to one)")
+        base = Path(found)
     venv = where / f"venv-{version}"
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     python = venv / "bin" / "python"
@@ -388,7 +387,7 @@ def test_wheel_and_sdist_of_the_cli() -> None:
     assert meta["Requires-Python"] == ">=3.9"
     runtime = sorted(r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r)
     assert runtime == sorted(r.replace(" ", "") for r in project_requirements()[0])
-    assert "oidc-credentials = oidc_credentials.__main__:main" in entry_points
+    assert "oidc-credentials = oidc_credentials.cli:main" in entry_points
     import tarfile
 
     with tarfile.open(sdists[0]) as sdist:
