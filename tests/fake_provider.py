@@ -13,6 +13,21 @@ from oidc_credentials.providers import Context, File, Outcome, Variable
 
 TITLE = "Fake"
 CONNECTION_INPUT = "awsConnection"
+CONN = "11111111-2222-4333-8444-555555555555"
+
+
+def fake_env(mode: str, **extra: str) -> dict[str, str]:
+    """A task environment that picks this provider (registered as "fake") in the given ``fakeMode``."""
+    return {
+        "INPUT_PROVIDER": "fake",
+        "INPUT_AWSCONNECTION": CONN,
+        "INPUT_FAKEMODE": mode,
+        f"ENDPOINT_URL_{CONN}": "https://example.invalid",
+        "SYSTEM_COLLECTIONURI": "https://dev.azure.com/fabrikam/",
+        "SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/fabrikam/p/_apis/distributedtask/hubs/build/plans/a/jobs/b/oidctoken",
+        "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "job-token",
+        **extra,
+    }
 
 
 def configure(agent: AgentEnv, endpoint: Endpoint) -> str:

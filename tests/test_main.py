@@ -8,9 +8,8 @@ import pytest
 from oidc_credentials import __main__ as entry
 from oidc_credentials.providers import PROVIDERS
 
+from tests.fake_provider import fake_env
 from tests.harness import TaskRun
-
-CONN = "11111111-2222-4333-8444-555555555555"
 
 
 @pytest.fixture(autouse=True)
@@ -19,16 +18,7 @@ def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(mode: str, **extra: str) -> TaskRun:
-    env = {
-        "INPUT_PROVIDER": "fake",
-        "INPUT_AWSCONNECTION": CONN,
-        "INPUT_FAKEMODE": mode,
-        f"ENDPOINT_URL_{CONN}": "https://example.invalid",
-        "SYSTEM_COLLECTIONURI": "https://dev.azure.com/fabrikam/",
-        "SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/fabrikam/p/_apis/distributedtask/hubs/build/plans/a/jobs/b/oidctoken",
-        "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "job-token",
-        **extra,
-    }
+    env = fake_env(mode, **extra)
     out, err = io.StringIO(), io.StringIO()
     code = entry.main(env, out, err)
     return TaskRun.from_output(code, out.getvalue(), err.getvalue())

@@ -17,11 +17,11 @@ from oidc_credentials.providers import PROVIDERS
 from oidc_credentials.providers.aws import AwsCredentials
 from oidc_credentials.state import TASK_VARIABLE, PostState, new_state_path, save
 
+from tests.fake_provider import fake_env
 from tests.harness import LAUNCHER, ROOT, AgentJob, TaskRun
 from tests.standins.ado import AzureDevOps
 from tests.test_aws_e2e import aws_job
 
-CONN = "11111111-2222-4333-8444-555555555555"
 POST_JS = ROOT / "task" / "post.js"
 STATE_ENV = "VSTS_TASKVARIABLE_" + TASK_VARIABLE
 
@@ -31,18 +31,8 @@ def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(PROVIDERS, "fake", "tests.fake_provider")
 
 
-def fake_env(mode: str, temp: Path, **extra: str) -> dict[str, str]:
-    return {
-        "INPUT_PROVIDER": "fake",
-        "INPUT_AWSCONNECTION": CONN,
-        "INPUT_FAKEMODE": mode,
-        f"ENDPOINT_URL_{CONN}": "https://example.invalid",
-        "SYSTEM_COLLECTIONURI": "https://dev.azure.com/fabrikam/",
-        "SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/fabrikam/p/_apis/distributedtask/hubs/build/plans/a/jobs/b/oidctoken",
-        "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "job-token",
-        "AGENT_TEMPDIRECTORY": str(temp),
-        **extra,
-    }
+def task_env(mode: str, temp: Path) -> dict[str, str]:
+    return fake_env(mode, AGENT_TEMPDIRECTORY=str(temp))
 
 
 def run_task(env: dict[str, str], record: RunRecord | None = None) -> TaskRun:
@@ -59,7 +49,7 @@ def run_post(env: dict[str, str]) -> TaskRun:
 
 # -- the task: post-job state and run record ---------------------------------------------------------
 def test_task_records_written_files_and_post_data_for_the_post_step(tmp_path: Path) -> None:
-    result = run_task(fake_env("files-ok", tmp_path))
+    result = run_task(task_env("files-ok", tmp_path))
     assert not result.failed and result.variables == {"FILE_PATH": f"{tmp_path}/ok/one"}
     path = result.task_variables[TASK_VARIABLE]
     assert Path(path).parent.parent == tmp_path / "oidc-credentials" and Path(path).name == "state.json"
@@ -79,14 +69,14 @@ def test_task_records_written_files_and_post_data_for_the_post_step(tmp_path: Pa
 
 def test_files_are_removed_when_the_state_cannot_be_recorded(tmp_path: Path) -> None:
     (tmp_path / "oidc-credentials").write_text("a file where the state folder goes")
-    result = run_task(fake_env("files-ok", tmp_path))
+    result = run_task(task_env("files-ok", tmp_path))
     assert result.failed and "Could not write the secret file" in result.errors[0]
     assert result.variables == {} and result.task_variables == {}
     assert not (tmp_path / "ok" / "one").exists() and not (tmp_path / "ok" / "two").exists()
 
 
 def test_task_that_writes_nothing_records_no_state(tmp_path: Path) -> None:
-    result = run_task(fake_env("ok", tmp_path))
+    result = run_task(task_env("ok", tmp_path))
     assert not result.failed and result.task_variables == {}
     assert not (tmp_path / "oidc-credentials").exists()
 
@@ -112,12 +102,12 @@ def test_run_record_of_a_real_exchange(ado: AzureDevOps, job: AgentJob, moto_url
 
 def test_run_record_of_a_failure_names_its_kind_and_phase(tmp_path: Path) -> None:
     record = RunRecord()
-    result = run_task(fake_env("bad-name", tmp_path), record)
+    result = run_task(task_env("bad-name", tmp_path), record)
     assert result.failed
     assert (record.error_kind, record.failed_phase) == ("configuration", "emit")
     assert record.error == result.errors[0] and not record.succeeded
     record = RunRecord()
-    run_task(fake_env("crash", tmp_path), record)
+    run_task(task_env("crash", tmp_path), record)
     assert (record.error_kind, record.failed_phase, record.error) == ("unexpected", "exchange", "KeyError: 'boom'")
     record = RunRecord()
     run_task({"INPUT_PROVIDER": "nope"}, record)
@@ -126,7 +116,7 @@ def test_run_record_of_a_failure_names_its_kind_and_phase(tmp_path: Path) -> Non
 
 # -- the post-job step -----------------------------------------------------------------------------
 def test_post_deletes_what_the_task_wrote_and_runs_the_provider_hook(tmp_path: Path) -> None:
-    result = run_task(fake_env("files-ok", tmp_path))
+    result = run_task(task_env("files-ok", tmp_path))
     state = result.task_variables[TASK_VARIABLE]
     assert (tmp_path / "ok" / "one").exists() and (tmp_path / "ok" / "two").exists()
     done = run_post({"AGENT_TEMPDIRECTORY": str(tmp_path), STATE_ENV: state})
