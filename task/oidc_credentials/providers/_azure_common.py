@@ -81,7 +81,6 @@ class AzureConnection:
     tenant_id: str
     client_id: str
     subscription_id: str
-    subscription_name: str
     cloud: Cloud
     authority: str
     #: the federated credential the connection was created with, when the agent passes it
@@ -149,7 +148,6 @@ def read_connection(endpoint: Endpoint, input_name: str) -> AzureConnection:
         tenant_id=tenant,
         client_id=client.lower(),
         subscription_id=endpoint.datum("subscriptionId"),
-        subscription_name=endpoint.datum("subscriptionName"),
         cloud=cloud,
         authority=authority,
         fic_issuer=endpoint.param("workloadIdentityFederationIssuer"),
