@@ -268,3 +268,20 @@ def test_the_install_hint_names_the_runtime_dependencies() -> None:
     hint = oidc_credentials.install_hint("/opt/py/bin/python3")
     assert hint.startswith("/opt/py/bin/python3 -m pip install ") and '"requests>=2.31"' in hint
     assert project["scripts"]["oidc-credentials"] == "oidc_credentials.cli:main"
+
+
+def test_packaging_stamps_the_staged_copies_not_the_tracked_files(tmp_path: Path) -> None:
+    tracked = {name: (ROOT / name).read_text(encoding="utf-8") for name in versioning.STAMPS}
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    (deps / "manifest.json").write_text(json.dumps({"targets": {}}))
+    folder = make_package.stage(deps, dest=tmp_path / "extension" / make_package.TASK_NAME, version="9.8.7")
+    staged = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    assert staged["version"] == {"Major": 9, "Minor": 8, "Patch": 7}
+    assert json.loads((folder.parent / "vss-extension.json").read_text(encoding="utf-8"))["version"] == "9.8.7"
+    assert '__version__ = "9.8.7"' in (folder / "task" / "oidc_credentials" / "__init__.py").read_text()
+    assert (folder / "task" / "post.js").is_file()
+    source = make_package.python_source("9.8.7", dest=tmp_path / "python-src")
+    assert versioning.load_toml(source / "pyproject.toml")["project"]["version"] == "9.8.7"
+    assert '__version__ = "9.8.7"' in (source / "task" / "oidc_credentials" / "__init__.py").read_text()
+    assert {name: (ROOT / name).read_text(encoding="utf-8") for name in versioning.STAMPS} == tracked

@@ -252,3 +252,13 @@ def test_helper_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) ->
     assert helper.main(["aws"], out, err) == 1
     assert out.getvalue() == "" and len(err.getvalue().splitlines()) == 1
     assert "unexpected KeyError" in err.getvalue() and "##vso[" not in err.getvalue()
+
+
+def test_python_dash_m_is_still_the_task() -> None:
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "task")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "oidc_credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    run = TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
+    assert run.returncode == 1 and run.failed
+    assert run.errors == ["Input 'provider' is required but empty. Set it in the task's inputs."]
