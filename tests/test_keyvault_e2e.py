@@ -158,15 +158,18 @@ def test_multiline_as_a_private_file(job: AgentJob, kv: Vaulted) -> None:
     kv.vault.add("plain", "p")
     result = kv.job(job, multilineSecrets="file").run()
     assert not result.failed, result.text
-    path = Path(result.variables["TLS_KEY_FILE"])
-    assert "TLS_KEY_FILE" not in result.secret_names and "tls-key" not in result.variables
+    path = Path(result.variables["KEYVAULT_FILE_TLS_KEY"])
+    assert "KEYVAULT_FILE_TLS_KEY" not in result.secret_names and "tls-key" not in result.variables
+    assert "TLS_KEY_FILE" not in result.variables  # a name chosen by the vault never picks a tool's variable
     assert path.read_bytes() == PEM.encode() and path.is_relative_to(job.env["AGENT_TEMPDIRECTORY"])
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for line in ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "BKcwggSjAgEAAoIBAQC7", "-----END PRIVATE KEY-----"):
         assert line in result.secrets
     # each line was registered before the path variable (or anything else) was printed
-    assert result.stdout.index("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") < result.stdout.index("variable=TLS_KEY_FILE")
+    assert result.stdout.index("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") < result.stdout.index(
+        "variable=KEYVAULT_FILE_TLS_KEY"
+    )
     assert result.variables["plain"] == "p"
 
 

@@ -182,7 +182,12 @@ def test_url_build_names_what_is_missing() -> None:
     ("collection", "oidc", "allowed"),
     [
         ("https://dev.azure.com/fabrikam/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", True),
-        ("https://fabrikam.visualstudio.com/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", True),
+        ("https://fabrikam.visualstudio.com/", "https://fabrikam.visualstudio.com/p/_apis/x/oidctoken", True),
+        # another organisation's host is another tenant: each collection URI to itself only
+        ("https://fabrikam.visualstudio.com/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", False),
+        ("https://dev.azure.com/fabrikam/", "https://fabrikam.visualstudio.com/p/_apis/x/oidctoken", False),
+        ("https://fabrikam.visualstudio.com/", "https://evil.visualstudio.com/p/_apis/x/oidctoken", False),
+        ("https://dev.azure.com/fabrikam/", "https://DEV.AZURE.COM./fabrikam/p/_apis/x/oidctoken", True),
         ("https://dev.azure.com/fabrikam/", "https://evil.example.com/fabrikam/p/oidctoken", False),
         ("https://dev.azure.com/fabrikam/", "http://dev.azure.com/fabrikam/p/oidctoken", False),
         ("https://tfs.corp.example/tfs/", "https://tfs.corp.example:8443/tfs/oidctoken", False),

@@ -39,10 +39,15 @@ def _post_state(agent: AgentEnv, out: AgentOutput, provider: str, outcome: Outco
     return keep
 
 
+#: input 'timeoutSeconds': the whole task's deadline, after which it fails naming the service that stalled
+DEFAULT_TIMEOUT = 120
+
+
 def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> None:
-    from ..http import Http
+    from ..http import Deadline, Http
     from ..oidc import TokenSource
 
+    deadline = Deadline.after(agent.int_input("timeoutSeconds", default=DEFAULT_TIMEOUT, low=10, high=3600))
     record = record if record is not None else RunRecord()
     record.version = __version__
     with record.phase("configure"):
@@ -66,7 +71,7 @@ def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> N
                 out.lines(claims.describe(time.time()))
 
     with record.phase("exchange"):
-        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}")
+        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}", deadline=deadline)
         try:
             tokens = TokenSource.from_agent(agent, connection_id, http, on_token=out.set_secret, on_claims=log_claims)
             ctx = Context(agent=agent, http=http, log=out.info, warn=out.warning)
