@@ -76,6 +76,7 @@ def parse(url: str, *, what: str = "a credential", https_only: bool = True) -> O
 
     ``https_only=False`` (for requests that carry no credential) admits plain http to any host.
     """
+    import requests  # noqa: F401  (the HTTP stack whose parser this is: named first when it is missing)
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url  # the parser requests uses to connect
 

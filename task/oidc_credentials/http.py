@@ -197,6 +197,8 @@ class Http:
         self._clock = clock
         self._jitter = jitter
         self.deadline = deadline
+        self._in_flight: list[tuple[str, str]] = []  # (service, url) of requests under way, for the stall message
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -230,8 +232,11 @@ class Http:
         remaining = self.task_remaining()
         if remaining <= 0:
             raise self._task_expired(service, url)
-        finished, value = _within(call, remaining)
+        # A moment's grace: a request of ours inside the call times out first and names its own service.
+        finished, value = _within(call, remaining + 1.0)
         if not finished:
+            with self._lock:  # a request of ours under way inside the call (an assertion callback) is the one stalled
+                service, url = self._in_flight[-1] if self._in_flight else (service, url)
             raise self._task_expired(service, url)
         return value
 
@@ -263,6 +268,26 @@ class Http:
             destination.check(url, allowed, what=credential or "a credential")
         else:
             destination.parse(url, what="the request", https_only=False)
+        with self._lock:
+            self._in_flight.append((service, url))
+        try:
+            return self._request(method, url, service, headers, data, json, timeout, retry, retry_if)
+        finally:
+            with self._lock:
+                self._in_flight.remove((service, url))
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        service: str,
+        headers: Mapping[str, str] | None,
+        data: Mapping[str, str] | str | None,
+        json: Any,
+        timeout: float,
+        retry: RetryPolicy,
+        retry_if: Callable[[Response], bool] | None,
+    ) -> Response:
         start = self._clock()
         attempt = 0
         while True:

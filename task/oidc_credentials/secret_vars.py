@@ -14,9 +14,10 @@ Whoever can write a secret into a vault chooses its *name*, so a name from a vau
   can be chosen from a vault.
 - **Multi-line values** (the agent refuses them as secret variables): ``fail``, ``base64`` (the
   variable holds the base64 of the value) or ``file`` (a private file, its path in the plain variable).
-- **Registration** (:func:`registrable`): the whole value, its base64 form when one is set, and each
-  line of a multi-line value, except fragments under :data:`MIN_REGISTERED` characters or made of
-  punctuation only: masking ``{`` or a space would blank it out of every later log line of the job.
+- **Registration** (:func:`registrable`): the whole value (a secret variable's value is registered by
+  the agent itself), its base64 form when one is set, and each line of a multi-line value, except
+  fragments under :data:`MIN_REGISTERED` characters or without a letter or digit: masking ``{`` or a
+  space would blank it out of every later log line of the job.
 
 API: :func:`plan` turns ``(name, value)`` pairs into :class:`Planned` variables, files and secrets;
 :func:`protected` and :func:`env_alias` answer for one name.
@@ -70,8 +71,10 @@ def protected(name: str) -> str:
 def registrable(value: str, *derived: str) -> list[str]:
     """What to register with the masker for a secret value: the value, derived forms, and each line that matters."""
     out: list[str] = []
-    lines = [line.strip() for line in value.replace("\r", "\n").split("\n")] if "\n" in value or "\r" in value else []
-    for item in (value, *derived, *lines):
+    multiline = "\n" in value or "\r" in value
+    lines = [line.strip() for line in value.replace("\r", "\n").split("\n")] if multiline else []
+    # A whole multi-line value is not registered: the agent masks line by line, so it could never match.
+    for item in ([] if multiline else [value]) + [*derived, *lines]:
         if _worth_masking(item) and item not in out:
             out.append(item)
     return out
