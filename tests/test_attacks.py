@@ -18,6 +18,7 @@ import pytest
 from oidc_credentials.secret_vars import agent_key
 from werkzeug.wrappers import Request, Response
 
+from tests.conftest import Vaulted, make_job
 from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld, Entra, wire
@@ -141,27 +142,6 @@ def test_same_origin_spelled_differently_is_accepted(ado: AzureDevOps, job: Agen
 
 
 # -- 1: Key Vault nextLinks and the Entra authority ----------------------------------------------------------
-@dataclass
-class Vaulted:
-    world: AzureWorld
-    vault: KeyVault
-    port: int
-
-    def job(self, job: AgentJob, **inputs: str) -> AgentJob:
-        inputs.setdefault("keyVault", self.vault.base_url)
-        self.world.endpoint(job.inputs(provider="keyvault", azureConnection=self.world.connection_id, **inputs))
-        return job
-
-
-@pytest.fixture
-def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
-    vault = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
-    vault.grant(world.app.client_id)
-    with Server(vault, ca=ca) as vault_server:
-        vault.base_url = vault_server.url
-        yield Vaulted(world, vault, vault_server.port)
-
-
 @pytest.mark.parametrize(
     ("prefix", "message"),
     [
@@ -277,18 +257,10 @@ def slow_ado(ca: LocalCA) -> Iterator[tuple[AzureDevOps, Server]]:
         yield app, server
 
 
-def _slow_job(ado: AzureDevOps, ca: LocalCA, tmp_path: Path) -> AgentJob:
-    temp = tmp_path / "agent-temp"
-    temp.mkdir()
-    job = AgentJob(
-        collection_uri=ado.collection_uri,
-        oidc_request_uri=ado.oidc_request_uri,
-        access_token=ado.access_token,
-        project_id=ado.project_id,
-        temp=temp,
-    )
-    job.env["REQUESTS_CA_BUNDLE"] = ca.bundle
-    return job
+def timed(job: AgentJob) -> tuple[TaskRun, float]:
+    started = time.monotonic()
+    run = job.run(timeout=90)
+    return run, time.monotonic() - started
 
 
 @pytest.mark.parametrize("body_only", [False, True], ids=["dribbled-headers", "dribbled-body"])
@@ -300,12 +272,10 @@ def test_a_dribbled_oidc_answer_cannot_hold_the_task(
     with Server(entra, ca=ca) as entra_server:
         entra.base_url = entra_server.url
         world = wire(entra, ado, url=entra_server.url)
-        job = _slow_job(ado, ca, tmp_path)
+        job = make_job(ado, ca, tmp_path)
         world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id, timeoutSeconds="10"))
         server.dribble(2.0, body_only=body_only)
-        started = time.monotonic()
-        run = job.run(timeout=90)
-        elapsed = time.monotonic() - started
+        run, elapsed = timed(job)
     assert run.failed and run.variables == {}
     assert "Azure DevOps" in run.errors[0] and "timeoutSeconds" in run.errors[0], run.errors
     assert elapsed < 30, elapsed  # 10 s deadline plus start-up, never the minutes a dribble would take
@@ -330,9 +300,7 @@ def test_a_dribbled_key_vault_answer_fails_naming_key_vault_and_leaves_no_file(
             )
         )
         server.dribble(2.0, body_only=True)
-        started = time.monotonic()
-        run = job.run(timeout=90)
-        elapsed = time.monotonic() - started
+        run, elapsed = timed(job)
     assert run.failed and run.variables == {}
     assert "Azure Key Vault" in run.errors[0] and "timeoutSeconds" in run.errors[0], run.errors
     assert elapsed < 30, elapsed
@@ -346,9 +314,7 @@ def test_a_dribbled_entra_answer_fails_naming_entra(ado: AzureDevOps, ca: LocalC
         world = wire(entra, ado, url=server.url)
         world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id, timeoutSeconds="10"))
         server.dribble(2.0)
-        started = time.monotonic()
-        run = job.run(timeout=90)
-        elapsed = time.monotonic() - started
+        run, elapsed = timed(job)
     assert run.failed and run.variables == {}
     assert "Microsoft Entra ID" in run.errors[0] and "timeoutSeconds" in run.errors[0], run.errors
     assert elapsed < 30, elapsed

@@ -8,37 +8,13 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from oidc_credentials import __main__ as entry
 
+from tests.conftest import Vaulted
 from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
-from tests.standins.entra import AzureWorld
-from tests.standins.keyvault import KeyVault
-from tests.standins.server import LocalCA, Server
-
-
-@dataclass
-class Vaulted:
-    world: AzureWorld
-    vault: KeyVault
-
-    def job(self, job: AgentJob, **inputs: str) -> AgentJob:
-        inputs.setdefault("keyVault", self.vault.base_url)
-        self.world.endpoint(job.inputs(provider="keyvault", azureConnection=self.world.connection_id, **inputs))
-        return job
-
-
-@pytest.fixture
-def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
-    vault = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
-    vault.grant(world.app.client_id)
-    with Server(vault, ca=ca) as vault_server:
-        vault.base_url = vault_server.url
-        yield Vaulted(world, vault)
 
 
 def test_every_secret_with_exact_values(job: AgentJob, kv: Vaulted) -> None:

@@ -67,7 +67,7 @@ def test_files_live_under_the_sources_prefix() -> None:
     names = {v.name for v in result.variables}
     assert names == {"KEYVAULT_FILE_SSL_CERT", "KEYVAULT_FILE_PIP_CONFIG"}
     assert all(not v.secret for v in result.variables)
-    assert {path for path, _ in result.files} == {
+    assert {file.path for file in result.files} == {
         "/agent/_temp/oidc-credentials-x/SSL_CERT",
         "/agent/_temp/oidc-credentials-x/PIP_CONFIG",
     }

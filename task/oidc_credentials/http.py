@@ -27,13 +27,14 @@ task deadline through :meth:`Http.bounded`.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json as jsonlib
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -268,79 +269,70 @@ class Http:
             destination.check(url, allowed, what=credential or "a credential")
         else:
             destination.parse(url, what="the request", https_only=False)
+        with self._under_way(service, url):
+            start = self._clock()
+            attempt = 0
+            while True:
+                attempt += 1
+                remaining = retry.deadline - (self._clock() - start)
+                task_left = self.task_remaining()
+                if task_left <= 0:
+                    raise self._task_expired(service, url)
+                budget = max(1.0, min(timeout, remaining))
+                bound_by_task = task_left <= budget
+                budget = min(budget, task_left)
+                problem: str
+                response: Response | None = None
+                try:
+                    response = self._attempt(method, url, headers, data, json, budget)
+                except _Timeout:
+                    if bound_by_task:
+                        raise self._task_expired(service, url) from None
+                    problem = f"no complete answer within {budget:.0f} s"
+                except self._requests.exceptions.SSLError as exc:
+                    raise ExchangeError(
+                        f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
+                        "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
+                        service=service,
+                    ) from exc
+                except self._requests.exceptions.RequestException as exc:
+                    problem = f"{type(exc).__name__}: {_short(exc)}"
+                if response is not None:
+                    wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
+                    if not wants_retry:
+                        return response
+                    problem = f"HTTP {response.status}"
+                delay = self._jitter() * min(retry.cap, retry.base * 2 ** (attempt - 1))
+                if response is not None:
+                    hinted = retry_after_seconds(response.header("Retry-After"))
+                    if hinted is not None:
+                        delay = min(max(hinted, delay), 60.0)
+                elapsed = self._clock() - start
+                out_of_time = elapsed + delay >= retry.deadline or delay >= self.task_remaining()
+                if attempt >= retry.attempts or out_of_time:
+                    if response is not None:
+                        return response
+                    raise ExchangeError(
+                        f"Could not reach {service} at {_origin(url)} after {attempt} attempt(s) in {elapsed:.1f} s: "
+                        f"{problem}. Check the agent's network, proxy (HTTPS_PROXY, NO_PROXY or the agent's proxy "
+                        "settings) and that the URL is right.",
+                        service=service,
+                        code="Timeout" if problem.startswith("no complete answer") else "",
+                    )
+                self._log(
+                    f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
+                )
+                self._sleep(delay)
+
+    @contextlib.contextmanager
+    def _under_way(self, service: str, url: str) -> Iterator[None]:
         with self._lock:
             self._in_flight.append((service, url))
         try:
-            return self._request(method, url, service, headers, data, json, timeout, retry, retry_if)
+            yield
         finally:
             with self._lock:
                 self._in_flight.remove((service, url))
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        service: str,
-        headers: Mapping[str, str] | None,
-        data: Mapping[str, str] | str | None,
-        json: Any,
-        timeout: float,
-        retry: RetryPolicy,
-        retry_if: Callable[[Response], bool] | None,
-    ) -> Response:
-        start = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = retry.deadline - (self._clock() - start)
-            task_left = self.task_remaining()
-            if task_left <= 0:
-                raise self._task_expired(service, url)
-            budget = max(1.0, min(timeout, remaining))
-            bound_by_task = task_left <= budget
-            budget = min(budget, task_left)
-            problem: str
-            response: Response | None = None
-            try:
-                response = self._attempt(method, url, headers, data, json, budget)
-            except _Timeout:
-                if bound_by_task:
-                    raise self._task_expired(service, url) from None
-                problem = f"no complete answer within {budget:.0f} s"
-            except self._requests.exceptions.SSLError as exc:
-                raise ExchangeError(
-                    f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
-                    "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
-                    service=service,
-                ) from exc
-            except self._requests.exceptions.RequestException as exc:
-                problem = f"{type(exc).__name__}: {_short(exc)}"
-            if response is not None:
-                wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
-                if not wants_retry:
-                    return response
-                problem = f"HTTP {response.status}"
-            delay = self._jitter() * min(retry.cap, retry.base * 2 ** (attempt - 1))
-            if response is not None:
-                hinted = retry_after_seconds(response.header("Retry-After"))
-                if hinted is not None:
-                    delay = min(max(hinted, delay), 60.0)
-            elapsed = self._clock() - start
-            out_of_time = elapsed + delay >= retry.deadline or delay >= self.task_remaining()
-            if attempt >= retry.attempts or out_of_time:
-                if response is not None:
-                    return response
-                raise ExchangeError(
-                    f"Could not reach {service} at {_origin(url)} after {attempt} attempt(s) in {elapsed:.1f} s: "
-                    f"{problem}. Check the agent's network, proxy (HTTPS_PROXY, NO_PROXY or the agent's proxy "
-                    "settings) and that the URL is right.",
-                    service=service,
-                    code="Timeout" if problem.startswith("no complete answer") else "",
-                )
-            self._log(
-                f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
-            )
-            self._sleep(delay)
 
     def _attempt(
         self,

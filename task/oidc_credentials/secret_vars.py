@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .providers import File, Variable
 from .text import env_name
 from .vso import check_variable_name
 
@@ -99,20 +100,11 @@ class Policy:
     filter_input: str = "secretsFilter"
 
 
-@dataclass(frozen=True)
-class PlannedVariable:
-    name: str
-    value: str
-    secret: bool = True
-    #: the name is the vault's own and may hold "-"
-    verbatim: bool = False
-
-
 @dataclass
 class Planned:
-    variables: list[PlannedVariable] = field(default_factory=list)
-    #: (path, content) of private files to write before any variable is set
-    files: list[tuple[str, str]] = field(default_factory=list)
+    variables: list[Variable] = field(default_factory=list)
+    #: private files to write before any variable is set
+    files: list[File] = field(default_factory=list)
     #: values to register with the masker first
     secrets: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -185,21 +177,21 @@ def plan(
             encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
             result.secrets += registrable(value, encoded)
             if policy.multiline == "base64":
-                result.variables.append(PlannedVariable(name, encoded, verbatim=True))
+                result.variables.append(Variable(name, encoded, secret=True, verbatim=True))
                 if with_alias:
-                    result.variables.append(PlannedVariable(alias, encoded))
+                    result.variables.append(Variable(alias, encoded, secret=True))
                 result.notes.append(f"{name}: several lines, set base64-encoded")
             else:
                 path = os.path.join(policy.folder, env_alias(name).lstrip("_") or "secret")
-                result.files.append((path, value))
+                result.files.append(File(path, value))
                 variable = file_variable(policy, name)
-                result.variables.append(PlannedVariable(variable, path, secret=False))
+                result.variables.append(Variable(variable, path))
                 result.notes.append(f"{name}: several lines, written to {path} ($({variable}))")
             continue
         result.secrets += [s for s in registrable(value) if s != value]
-        result.variables.append(PlannedVariable(name, value, verbatim=True))
+        result.variables.append(Variable(name, value, secret=True, verbatim=True))
         if with_alias:
-            result.variables.append(PlannedVariable(alias, value))
+            result.variables.append(Variable(alias, value, secret=True))
     return result
 
 

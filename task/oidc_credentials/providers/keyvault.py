@@ -22,7 +22,7 @@ from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Response
 from ..oidc import TokenSource
-from . import Context, File, Outcome, Variable
+from . import Context, Outcome
 from ._azure_common import AzureConnection, exchange_tokens, read_connection
 from .keyvault_client import (
     SECRET_NAME,
@@ -276,9 +276,9 @@ def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outco
     planned = secret_vars.plan(usable, policy, requested=config.names, warn=ctx.warn)
     ctx.log(f"Read {len(usable) - len(planned.refused)} secret(s) from {config.vault_url}.")
     return Outcome(
-        variables=[Variable(v.name, v.value, secret=v.secret, verbatim=v.verbatim) for v in planned.variables],
+        variables=planned.variables,
         identity=f"app {conn.client_id} in tenant {conn.tenant_id}, vault {config.vault_url}",
         notes=planned.notes,
         secrets=planned.secrets,
-        files=[File(path, content) for path, content in planned.files],
+        files=planned.files,
     )
