@@ -330,3 +330,25 @@ def test_trivial_fragments_of_a_multiline_secret_are_not_registered(job: AgentJo
         assert trivial not in run.secrets
     assert '"key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",' in run.secrets
     assert unregistered_secret_lines(run.stdout, ["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"]) == []
+
+
+# -- 1: the OIDC token as a form field (AWS STS) ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{a}\\@127.0.0.1:{m}",
+        "http://127.0.0.1:{m}@127.0.0.1:{a}",
+        "http://127.0.0.1:{a}%2F@127.0.0.1:{m}",
+        "http://127.0.0.1:{a}\t@127.0.0.1:{m}",
+        "https://sts.amazonaws.com\\@127.0.0.1:{a}",
+    ],
+)
+def test_the_sts_url_cannot_send_the_oidc_token_elsewhere(
+    ado: AzureDevOps, job: AgentJob, moto_url: str, attacker: Attacker, url: str
+) -> None:
+    from tests.test_aws_e2e import aws_job
+
+    sts = url.format(a=attacker.port, m=moto_url.rsplit(":", 1)[1])
+    run = aws_job(job, ado, sts).run()
+    assert_refused(run, attacker, "The AWS connection's URL must be an https STS endpoint")
+    assert ado.issued == []  # not even an OIDC token was requested

@@ -235,3 +235,32 @@ def test_a_vault_that_does_not_exist(job: AgentJob, kv: Vaulted, monkeypatch: py
     assert result.failed and result.variables == {}
     assert "Key vault 'kv-gone' was not found: kv-gone.vault.azure.net does not resolve" in result.errors[0]
     assert not kv.world.entra.requests  # nothing was exchanged for a vault that is not there
+
+
+def test_the_env_hint_is_yaml_to_paste_listing_every_secret_once(job: AgentJob, kv: Vaulted) -> None:
+    import yaml
+
+    for name in ("api-key", "db-password", "x1"):
+        kv.vault.add(name, f"value of {name}")
+    result = kv.job(job, secretsEnvironmentAliases="true").run()
+    assert not result.failed, result.text
+    start = result.log.index("env:")
+    block = "\n".join(line for line in result.log[start:] if line == "env:" or line.startswith("  "))
+    assert yaml.safe_load(block) == {"env": {"API_KEY": "$(api-key)", "DB_PASSWORD": "$(db-password)", "X1": "$(x1)"}}
+
+
+@pytest.mark.parametrize(
+    ("setting", "name_fails", "glob_fails"),
+    [("", True, False), ("names", True, False), ("all", True, True), ("none", False, False)],
+)
+def test_fail_on_missing_secrets(job: AgentJob, kv: Vaulted, setting: str, name_fails: bool, glob_fails: bool) -> None:
+    kv.vault.add("present", "p")
+    extra = {"failOnMissingSecrets": setting} if setting else {}
+    by_name = kv.job(job, secretsFilter="present,absent", **extra).run()
+    assert by_name.failed == name_fails, by_name.text
+    assert any("absent" in line for line in by_name.errors + by_name.warnings)
+    by_glob = kv.job(job, secretsFilter="present,nothing-*", **extra).run()
+    assert by_glob.failed == glob_fails, by_glob.text
+    assert any("'nothing-*' matched no secret" in line for line in by_glob.errors + by_glob.warnings)
+    for run in (by_name, by_glob):
+        assert run.variables == ({} if run.failed else {"present": "p"})

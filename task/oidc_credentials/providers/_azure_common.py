@@ -339,7 +339,8 @@ def request_tokens(
     if not verbose:
         identity_logger.setLevel(logging.ERROR)
     assertions = _Assertions(conn, tokens, warn)
-    # A redirect would re-send the assertion elsewhere: azure-core follows them unless told not to.
+    # A redirect would re-send the assertion elsewhere. azure-identity's pipeline has no redirect policy and
+    # its requests transport passes allow_redirects=False; permit_redirects=False keeps that should one be added.
     kwargs: dict[str, Any] = {"authority": conn.authority, "permit_redirects": False}
     ca = http.ca_bundle
     if ca:

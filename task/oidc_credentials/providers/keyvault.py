@@ -14,6 +14,7 @@ import re
 import socket
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from .. import destination, secret_vars
@@ -232,7 +233,10 @@ def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outco
     conn = config.connection
     host = urlsplit(config.vault_url).hostname or ""
     port = urlsplit(config.vault_url).port or 443
-    if not ctx.http.network.proxied(config.vault_url) and not _resolves(host, port):
+    resolves = ctx.http.network.proxied(config.vault_url) or ctx.http.bounded(
+        partial(_resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url
+    )
+    if not resolves:
         raise _not_found(config, host)
     ctx.log(
         f"Requesting an Entra ID token for {conn.keyvault_resource} as app {conn.client_id} in tenant {conn.tenant_id}"
