@@ -99,6 +99,8 @@ def _vault(raw: str, conn: AzureConnection) -> tuple[str, str]:
 
 
 def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
+    """Validate the AzureRM connection and the Key Vault inputs (vault, filter, concurrency, aliases,
+    multi-line mode, failOnMissingSecrets); raises ConfigError, sends nothing."""
     conn = read_connection(endpoint, CONNECTION_INPUT)
     url, name = _vault(agent.input("keyVault", required=True), conn)
     if not conn.keyvault_resource:
