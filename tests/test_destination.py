@@ -94,3 +94,13 @@ def test_the_http_layer_refuses_before_sending() -> None:
         )
     with pytest.raises(UnsafeDestination):
         http.request("GET", "https://127.0.0.1:9/", service="Test", allowed=Origin("https", "127.0.0.1", 8))
+
+
+def test_a_bearer_header_makes_any_request_a_credential_request() -> None:
+    """A provider that forgets ``allowed=`` still never sends a bearer token over plain http or an ambiguous URL."""
+    from oidc_credentials.http import Http
+
+    http = Http({})
+    for url in ("http://sts.example.invalid/x", "https://a.example\\@b.example/"):
+        with pytest.raises(UnsafeDestination, match="Refusing to send a credential"):
+            http.request("GET", url, service="Test", headers={"Authorization": "Bearer t"})

@@ -265,7 +265,8 @@ class Http:
 
         Raises ExchangeError only when no response arrived at all, Stalled when the task's deadline passed.
         """
-        if allowed is not None or credential:
+        authorised = any(k.lower() in ("authorization", "proxy-authorization") for k in headers or {})
+        if allowed is not None or credential or authorised:  # a bearer header is a credential, named or not
             destination.check(url, allowed, what=credential or "a credential")
         else:
             destination.parse(url, what="the request", https_only=False)
