@@ -352,3 +352,13 @@ def test_the_sts_url_cannot_send_the_oidc_token_elsewhere(
     run = aws_job(job, ado, sts).run()
     assert_refused(run, attacker, "The AWS connection's URL must be an https STS endpoint")
     assert ado.issued == []  # not even an OIDC token was requested
+
+
+@pytest.mark.parametrize("value", ["0", "5", "99999", "soon"])
+def test_an_unusable_timeout_fails_before_anything_is_sent(
+    ado: AzureDevOps, job: AgentJob, world: AzureWorld, value: str
+) -> None:
+    world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id, timeoutSeconds=value))
+    run = job.run()
+    assert run.failed and run.variables == {} and "Input 'timeoutSeconds'" in run.errors[0]
+    assert ado.requests == []
