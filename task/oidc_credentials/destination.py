@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .text import truncate
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _DEFAULT_PORT = {"https": 443, "http": 80}
@@ -59,8 +60,7 @@ class Origin:
 
 def shown(url: str, limit: int = 120) -> str:
     """A URL as it may appear in a message: invisible characters made visible, cut short."""
-    text = url.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else text[:limit] + "…"
+    return truncate(url.encode("unicode_escape").decode("ascii"), limit)
 
 
 def _refuse(url: str, reason: str, what: str) -> UnsafeDestination:

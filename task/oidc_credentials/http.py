@@ -42,6 +42,7 @@ from urllib.parse import quote, urlsplit
 from . import destination
 from .destination import Origin
 from .errors import ExchangeError
+from .text import one_line, truncate
 
 Log = Callable[[str], None]
 
@@ -104,8 +105,7 @@ class Response:
 
     def snippet(self, limit: int = 500) -> str:
         """The start of the body for error messages (callers neutralise it when printing)."""
-        text = " ".join(self.text.split())
-        return text if len(text) <= limit else text[:limit] + "…"
+        return one_line(self.text, limit)
 
 
 def retry_after_seconds(value: str, now: float | None = None) -> float | None:
@@ -404,8 +404,7 @@ def _origin(url: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "…"
+    return truncate(str(exc), 300)
 
 
 def _agent_proxy(env: Mapping[str, str]) -> str:

@@ -7,7 +7,6 @@ minted per call, so it is requested right before each exchange (:class:`TokenSou
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from .agent import GUID, AgentEnv
 from .destination import Origin, UnsafeDestination
 from .errors import ConfigError, ExchangeError
 from .http import Http, Response
+from .text import iso_utc
 
 SERVICE = "Azure DevOps"
 API_VERSION = "7.1"
@@ -69,9 +69,7 @@ class Claims:
         return int(self.exp - now)
 
     def describe(self, now: float) -> list[str]:
-        expiry = (
-            dt.datetime.fromtimestamp(self.exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.exp else "?"
-        )
+        expiry = iso_utc(self.exp) if self.exp else "?"
         return [
             f"  issuer    {self.iss} ({self.issuer_kind})",
             f"  subject   {self.sub}",

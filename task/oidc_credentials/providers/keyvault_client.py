@@ -10,7 +10,6 @@ vault's own origin: every request, ``nextLink``s included, is checked by
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 import re
 import threading
@@ -24,6 +23,7 @@ from .. import destination
 from ..destination import Origin, UnsafeDestination
 from ..errors import ExchangeError
 from ..http import Http, Response
+from ..text import iso_utc
 
 SERVICE = "Azure Key Vault"
 API_VERSION = "7.5"
@@ -83,8 +83,8 @@ def unusable(attributes: dict[str, Any], now: float) -> str:
 
     def iso(value: Any) -> str:
         try:
-            return dt.datetime.fromtimestamp(int(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except (OverflowError, OSError, ValueError):
+            return iso_utc(value)
+        except (OverflowError, OSError, ValueError):  # a date past 9999 is shown as the number it is
             return str(value)
 
     if attributes.get("enabled") is False:
