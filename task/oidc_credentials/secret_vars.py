@@ -20,7 +20,12 @@ Whoever can write a secret into a vault chooses its *name*, so a name from a vau
   space would blank it out of every later log line of the job.
 
 API: :func:`plan` turns ``(name, value)`` pairs into :class:`Planned` variables, files and secrets;
-:func:`protected` and :func:`env_alias` answer for one name.
+:func:`protected` and :func:`env_alias` answer for one name; :func:`env_hint` is the ``env:`` block the
+log shows. A secret source uses it like this (Key Vault does)::
+
+    policy = secret_vars.Policy(prefix="VAULT", aliases=..., multiline=..., folder=<private dir>)
+    planned = secret_vars.plan(pairs, policy, requested=<names asked for>, warn=ctx.warn)
+    return Outcome(variables=planned.variables, secrets=planned.secrets, files=planned.files, notes=planned.notes)
 """
 
 from __future__ import annotations
