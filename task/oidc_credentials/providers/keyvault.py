@@ -46,7 +46,6 @@ MULTILINE_CHOICES = secret_vars.MULTILINE_CHOICES
 MISSING_CHOICES = ("names", "all", "none")
 
 _VAULT_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-_SECRET_NAME = SECRET_NAME
 _GLOB = re.compile(r"^[0-9A-Za-z*?\[\]!-]{1,127}$")
 
 
@@ -118,7 +117,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
                     "1-127 letters, digits and hyphens; globs add *, ? and [...]."
                 )
             patterns.append(item)
-        elif not _SECRET_NAME.match(item):
+        elif not SECRET_NAME.match(item):
             raise ConfigError(
                 f"Input 'secretsFilter' holds '{item}', which is not a Key Vault secret name (1-127 letters, digits "
                 "and hyphens). Separate names with commas; use * or a glob like db-* to match several."
