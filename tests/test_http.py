@@ -201,3 +201,16 @@ def test_a_prompt_answer_is_not_affected_by_the_deadline_machinery(server: tuple
     app.answers = [(200, {"Content-Type": "application/xml"}, "<a>é</a>")]
     resp = Http({}, deadline=Deadline.after(30)).request("GET", srv.url, service="Test")
     assert resp.status == 200 and resp.content == "<a>é</a>".encode()
+
+
+def test_bounded_has_its_own_limit_within_the_task_deadline() -> None:
+    import threading
+
+    from oidc_credentials.http import Deadline, Stalled
+
+    release = threading.Event()
+    http = Http({}, deadline=Deadline.after(60))
+    with pytest.raises(Stalled, match=r"Other at https://other\.example did not answer completely within 1 s"):
+        http.bounded(lambda: release.wait(30), service="Other", url="https://other.example/token", limit=1.0)
+    release.set()
+    assert http.bounded(lambda: 42, service="Other", url="https://other.example/") == 42

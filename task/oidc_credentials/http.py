@@ -228,17 +228,25 @@ class Http:
             code="Timeout",
         )
 
-    def bounded(self, call: Callable[[], Any], *, service: str, url: str) -> Any:
-        """Run a blocking call (another library's request) within what is left of the task's deadline."""
+    def bounded(self, call: Callable[[], Any], *, service: str, url: str, limit: float = 90.0) -> Any:
+        """Run a blocking call (another library's request) within ``limit`` seconds and the task's deadline."""
         remaining = self.task_remaining()
         if remaining <= 0:
             raise self._task_expired(service, url)
+        by_task = remaining <= limit
         # A moment's grace: a request of ours inside the call times out first and names its own service.
-        finished, value = _within(call, remaining + 1.0)
+        finished, value = _within(call, min(remaining, limit) + 1.0)
         if not finished:
             with self._lock:  # a request of ours under way inside the call (an assertion callback) is the one stalled
                 service, url = self._in_flight[-1] if self._in_flight else (service, url)
-            raise self._task_expired(service, url)
+            if by_task:
+                raise self._task_expired(service, url)
+            raise Stalled(
+                f"{service} at {_origin(url)} did not answer completely within {limit:.0f} s. Check {service}'s "
+                "status and the agent's network (proxy, firewall).",
+                service=service,
+                code="Timeout",
+            )
         return value
 
     def request(

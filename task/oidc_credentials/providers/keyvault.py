@@ -235,7 +235,7 @@ def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outco
     host = urlsplit(config.vault_url).hostname or ""
     port = urlsplit(config.vault_url).port or 443
     resolves = ctx.http.network.proxied(config.vault_url) or ctx.http.bounded(
-        partial(_resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url
+        partial(_resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url, limit=30.0
     )
     if not resolves:
         raise _not_found(config, host)
