@@ -214,3 +214,12 @@ def test_bounded_has_its_own_limit_within_the_task_deadline() -> None:
         http.bounded(lambda: release.wait(30), service="Other", url="https://other.example/token", limit=1.0)
     release.set()
     assert http.bounded(lambda: 42, service="Other", url="https://other.example/") == 42
+
+
+def test_a_request_may_trust_a_services_own_ca(ca: LocalCA, sleeps: list[float], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = LocalCA(str(tmp_path / "other"))
+    with Server(Scripted((200, {}, "ok")), ca=ca) as srv:
+        http = make_http(sleeps, REQUESTS_CA_BUNDLE=other.bundle)
+        assert http.request("GET", srv.url, service="Test", ca_bundle=ca.bundle).status == 200
+        with pytest.raises(ExchangeError, match="TLS verification failed"):
+            http.request("GET", srv.url, service="Test")

@@ -263,6 +263,7 @@ class Http:
         retry_if: Callable[[Response], bool] | None = None,
         allowed: Origin | tuple[Origin, ...] | None = None,
         credential: str = "",
+        ca_bundle: str = "",
     ) -> Response:
         """Send one request, retrying what is worth retrying; return the last response.
 
@@ -270,6 +271,7 @@ class Http:
         credential (``credential`` names it for the refusal message). Any URL is checked
         (:func:`~oidc_credentials.destination.check`) and refused with UnsafeDestination before
         anything is sent. ``timeout`` bounds each attempt as a whole: connect, headers and body.
+        ``ca_bundle`` trusts that bundle for this request instead of the job's (a service's own CA).
 
         Raises ExchangeError only when no response arrived at all, Stalled when the task's deadline passed.
         """
@@ -293,7 +295,7 @@ class Http:
                 problem: str
                 response: Response | None = None
                 try:
-                    response = self._attempt(method, url, headers, data, json, budget)
+                    response = self._attempt(method, url, headers, data, json, budget, ca_bundle or self._verify)
                 except _Timeout:
                     if bound_by_task:
                         raise self._task_expired(service, url) from None
@@ -351,6 +353,7 @@ class Http:
         data: Mapping[str, str] | str | None,
         json: Any,
         budget: float,
+        verify: str | bool,
     ) -> Response:
         """One attempt, connect to last byte, within ``budget`` seconds; raises _Timeout past it."""
 
@@ -364,7 +367,7 @@ class Http:
                 timeout=budget,
                 allow_redirects=False,
                 proxies=self._proxies(url),
-                verify=self._verify,
+                verify=verify,
             )
             content = raw.content  # the whole body, inside this attempt's deadline
             return Response(raw.status_code, url, raw.text, dict(raw.headers), content)
