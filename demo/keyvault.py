@@ -42,9 +42,9 @@ def run(stage: Stage) -> None:
     for name in ("db-password", "api-key"):
         if result.variables.get(name) != SECRETS[name]:
             raise SystemExit(f"the later step did not get {name}")
-    with open(result.variables["TLS_CERT_FILE"], encoding="utf-8") as handle:
+    with open(result.variables["KEYVAULT_FILE_TLS_CERT"], encoding="utf-8") as handle:
         if handle.read() != SECRETS["tls-cert"]:
             raise SystemExit("the certificate file does not hold the secret")
     print(
-        "  later step: $(db-password), $(DB_PASSWORD), $(api-key) and the file at $(TLS_CERT_FILE) hold the vault's values"
+        "  later step: $(db-password), $(DB_PASSWORD), $(api-key) and the file at $(KEYVAULT_FILE_TLS_CERT) hold the vault's values"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.harness import SCHEMAS, AgentJob
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld, Entra, wire
+from tests.standins.keyvault import KeyVault
 from tests.standins.server import LocalCA, Server
 
 
@@ -72,8 +74,8 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def job(ado: AzureDevOps, ca: LocalCA, tmp_path: Path) -> AgentJob:
+def make_job(ado: AzureDevOps, ca: LocalCA, tmp_path: Path) -> AgentJob:
+    """A job step of the given Azure DevOps stand-in, trusting the local CA, with its own Agent.TempDirectory."""
     temp = tmp_path / "agent-temp"
     temp.mkdir()
     agent_job = AgentJob(
@@ -85,3 +87,31 @@ def job(ado: AzureDevOps, ca: LocalCA, tmp_path: Path) -> AgentJob:
     )
     agent_job.env["REQUESTS_CA_BUNDLE"] = ca.bundle
     return agent_job
+
+
+@pytest.fixture
+def job(ado: AzureDevOps, ca: LocalCA, tmp_path: Path) -> AgentJob:
+    return make_job(ado, ca, tmp_path)
+
+
+@dataclass
+class Vaulted:
+    """A Key Vault stand-in granted to the Azure world's app, and the jobs that read it."""
+
+    world: AzureWorld
+    vault: KeyVault
+    port: int = 0
+
+    def job(self, job: AgentJob, **inputs: str) -> AgentJob:
+        inputs.setdefault("keyVault", self.vault.base_url)
+        self.world.endpoint(job.inputs(provider="keyvault", azureConnection=self.world.connection_id, **inputs))
+        return job
+
+
+@pytest.fixture
+def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
+    vault = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
+    vault.grant(world.app.client_id)
+    with Server(vault, ca=ca) as vault_server:
+        vault.base_url = vault_server.url
+        yield Vaulted(world, vault, vault_server.port)

@@ -360,3 +360,16 @@ def test_partial_credentials_are_named_not_shown(ado: AzureDevOps, ca: LocalCA) 
     with Server(partial) as server, pytest.raises(ExchangeError, match=r"missing: SessionToken\)") as info:
         run_exchange(ado, ca, server.url)
     assert "very-secret-part" not in str(info.value) and "ASIAPARTIAL" not in str(info.value)
+
+
+def test_sts_xml_error_bodies_are_parsed_from_their_bytes() -> None:
+    """Without a charset, requests decodes text/xml as ISO-8859-1; the XML's own encoding must win."""
+    from oidc_credentials.http import Response
+    from oidc_credentials.providers.aws import sts_error
+
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        "<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Rôle refusé ✓</Message></Error></ErrorResponse>"
+    ).encode()
+    resp = Response(403, "https://sts.amazonaws.com/", body.decode("iso-8859-1"), {"Content-Type": "text/xml"}, body)
+    assert sts_error(resp) == ("AccessDenied", "Rôle refusé ✓")

@@ -142,3 +142,84 @@ def test_retry_after_parsing(value: str, expected: float | None) -> None:
 
 def test_retry_after_http_date() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+# -- deadlines: a dribbled answer cannot stretch a request or the task ------------------------------------------
+def test_a_dribbled_body_cannot_stretch_an_attempt(sleeps: list[float]) -> None:
+    """One byte every 0.3 s restarts any per-read timeout; the attempt's deadline covers the whole body."""
+    import time
+
+    app = Scripted((200, {}, "x" * 200))
+    with Server(app) as srv:
+        srv.dribble(0.3, body_only=True)
+        started = time.monotonic()
+        with pytest.raises(ExchangeError, match=r"Could not reach Test .* no complete answer within 2 s") as caught:
+            make_http(sleeps).request("GET", srv.url, service="Test", timeout=2.0, retry=RetryPolicy(attempts=2))
+        elapsed = time.monotonic() - started
+    assert caught.value.code == "Timeout"
+    assert 3.5 < elapsed < 8, elapsed  # two attempts of 2 s, not 200 bytes x 0.3 s
+
+
+def test_dribbled_headers_hit_the_task_deadline_naming_the_service(sleeps: list[float]) -> None:
+    import time
+
+    from oidc_credentials.http import Deadline, Stalled
+
+    app = Scripted((200, {}, "ok"))
+    with Server(app) as srv:
+        srv.dribble(0.5)
+        http = Http({}, sleep=sleeps.append, jitter=lambda: 1.0, deadline=Deadline.after(2.0))
+        started = time.monotonic()
+        with pytest.raises(
+            Stalled, match=r"Slow Service at http://127\.0\.0\.1:\d+ did not answer in time.*timeoutSeconds"
+        ):
+            http.request("GET", srv.url, service="Slow Service")
+        assert time.monotonic() - started < 5
+        with pytest.raises(Stalled, match="Slow Service"):  # past the deadline nothing more is tried
+            http.request("GET", srv.url, service="Slow Service")
+
+
+def test_bounded_names_the_request_under_way_inside_the_call() -> None:
+    import time
+
+    from oidc_credentials.http import Deadline, Stalled
+
+    app = Scripted((200, {}, "ok"))
+    with Server(app) as srv:
+        srv.dribble(0.5)
+        http = Http({}, deadline=Deadline.after(2.0))
+        started = time.monotonic()
+        with pytest.raises(Stalled, match="Inner"):
+            http.bounded(lambda: http.request("GET", srv.url, service="Inner"), service="Outer", url="https://outer")
+        assert time.monotonic() - started < 6
+
+
+def test_a_prompt_answer_is_not_affected_by_the_deadline_machinery(server: tuple[Server, Scripted]) -> None:
+    from oidc_credentials.http import Deadline
+
+    srv, app = server
+    app.answers = [(200, {"Content-Type": "application/xml"}, "<a>é</a>")]
+    resp = Http({}, deadline=Deadline.after(30)).request("GET", srv.url, service="Test")
+    assert resp.status == 200 and resp.content == "<a>é</a>".encode()
+
+
+def test_bounded_has_its_own_limit_within_the_task_deadline() -> None:
+    import threading
+
+    from oidc_credentials.http import Deadline, Stalled
+
+    release = threading.Event()
+    http = Http({}, deadline=Deadline.after(60))
+    with pytest.raises(Stalled, match=r"Other at https://other\.example did not answer completely within 1 s"):
+        http.bounded(lambda: release.wait(30), service="Other", url="https://other.example/token", limit=1.0)
+    release.set()
+    assert http.bounded(lambda: 42, service="Other", url="https://other.example/") == 42
+
+
+def test_a_request_may_trust_a_services_own_ca(ca: LocalCA, sleeps: list[float], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = LocalCA(str(tmp_path / "other"))
+    with Server(Scripted((200, {}, "ok")), ca=ca) as srv:
+        http = make_http(sleeps, REQUESTS_CA_BUNDLE=other.bundle)
+        assert http.request("GET", srv.url, service="Test", ca_bundle=ca.bundle).status == 200
+        with pytest.raises(ExchangeError, match="TLS verification failed"):
+            http.request("GET", srv.url, service="Test")

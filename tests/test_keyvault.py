@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from oidc_credentials.errors import ConfigError, TaskError
 from oidc_credentials.files import write_private
 from oidc_credentials.http import Response
 from oidc_credentials.providers import keyvault
-from oidc_credentials.providers.keyvault import _same_origin, _unusable, env_alias, explain
+from oidc_credentials.providers.keyvault import explain
+from oidc_credentials.providers.keyvault_client import KeyVaultClient
+from oidc_credentials.providers.keyvault_client import unusable as _unusable
+from oidc_credentials.secret_vars import env_alias
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "0c3e4ae2-5cb5-4b2b-9bd3-2b0f3a0e2f5e"
@@ -107,13 +111,22 @@ def test_env_alias(name: str, alias: str) -> None:
     assert env_alias(name) == alias
 
 
-def test_same_origin_treats_an_explicit_443_as_the_default() -> None:
-    base = "https://kv.vault.azure.net"
-    assert _same_origin("https://kv.vault.azure.net:443/secrets?api-version=7.5&$skiptoken=eyJ9&maxresults=25", base)
-    assert _same_origin("https://KV.vault.azure.net/secrets", base)
-    assert not _same_origin("https://kv.vault.azure.net:8443/secrets", base)
-    assert not _same_origin("https://evil.example/secrets", base)
-    assert not _same_origin("http://kv.vault.azure.net/secrets", base)
+def test_next_links_stay_on_the_vault_origin_an_explicit_443_being_the_default() -> None:
+    client = KeyVaultClient("https://kv.vault.azure.net", "t", None)  # type: ignore[arg-type]
+    ok = "https://kv.vault.azure.net:443/secrets?api-version=7.5&$skiptoken=eyJ9&maxresults=25"
+    assert client._next(ok) == ok
+    assert client._next("https://KV.vault.azure.net./secrets")
+    for link, message in [
+        ("https://kv.vault.azure.net:8443/secrets", "another origin (kv.vault.azure.net:8443)"),
+        ("https://evil.example/secrets", "another origin (evil.example)"),
+        ("http://kv.vault.azure.net/secrets", "over plain http"),
+        ("https://evil.example\\@kv.vault.azure.net/secrets", "backslash"),
+        ("https://evil.example@kv.vault.azure.net/secrets", "user information"),
+        ("https://kv.vault.azure.net%2F@evil.example/secrets", "user information"),
+        ("https://kv.vault.azure.net\t.evil.example/secrets", "whitespace"),
+    ]:
+        with pytest.raises(TaskError, match=re.escape(message)):
+            client._next(link)
 
 
 @pytest.mark.parametrize(

@@ -8,37 +8,13 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from oidc_credentials import __main__ as entry
 
+from tests.conftest import Vaulted
 from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
-from tests.standins.entra import AzureWorld
-from tests.standins.keyvault import KeyVault
-from tests.standins.server import LocalCA, Server
-
-
-@dataclass
-class Vaulted:
-    world: AzureWorld
-    vault: KeyVault
-
-    def job(self, job: AgentJob, **inputs: str) -> AgentJob:
-        inputs.setdefault("keyVault", self.vault.base_url)
-        self.world.endpoint(job.inputs(provider="keyvault", azureConnection=self.world.connection_id, **inputs))
-        return job
-
-
-@pytest.fixture
-def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
-    vault = KeyVault(world.entra, world.tenant.tenant_id, authority=world.url)
-    vault.grant(world.app.client_id)
-    with Server(vault, ca=ca) as vault_server:
-        vault.base_url = vault_server.url
-        yield Vaulted(world, vault)
 
 
 def test_every_secret_with_exact_values(job: AgentJob, kv: Vaulted) -> None:
@@ -158,15 +134,18 @@ def test_multiline_as_a_private_file(job: AgentJob, kv: Vaulted) -> None:
     kv.vault.add("plain", "p")
     result = kv.job(job, multilineSecrets="file").run()
     assert not result.failed, result.text
-    path = Path(result.variables["TLS_KEY_FILE"])
-    assert "TLS_KEY_FILE" not in result.secret_names and "tls-key" not in result.variables
+    path = Path(result.variables["KEYVAULT_FILE_TLS_KEY"])
+    assert "KEYVAULT_FILE_TLS_KEY" not in result.secret_names and "tls-key" not in result.variables
+    assert "TLS_KEY_FILE" not in result.variables  # a name chosen by the vault never picks a tool's variable
     assert path.read_bytes() == PEM.encode() and path.is_relative_to(job.env["AGENT_TEMPDIRECTORY"])
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for line in ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "BKcwggSjAgEAAoIBAQC7", "-----END PRIVATE KEY-----"):
         assert line in result.secrets
     # each line was registered before the path variable (or anything else) was printed
-    assert result.stdout.index("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") < result.stdout.index("variable=TLS_KEY_FILE")
+    assert result.stdout.index("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") < result.stdout.index(
+        "variable=KEYVAULT_FILE_TLS_KEY"
+    )
     assert result.variables["plain"] == "p"
 
 
@@ -256,3 +235,32 @@ def test_a_vault_that_does_not_exist(job: AgentJob, kv: Vaulted, monkeypatch: py
     assert result.failed and result.variables == {}
     assert "Key vault 'kv-gone' was not found: kv-gone.vault.azure.net does not resolve" in result.errors[0]
     assert not kv.world.entra.requests  # nothing was exchanged for a vault that is not there
+
+
+def test_the_env_hint_is_yaml_to_paste_listing_every_secret_once(job: AgentJob, kv: Vaulted) -> None:
+    import yaml
+
+    for name in ("api-key", "db-password", "x1"):
+        kv.vault.add(name, f"value of {name}")
+    result = kv.job(job, secretsEnvironmentAliases="true").run()
+    assert not result.failed, result.text
+    start = result.log.index("env:")
+    block = "\n".join(line for line in result.log[start:] if line == "env:" or line.startswith("  "))
+    assert yaml.safe_load(block) == {"env": {"API_KEY": "$(api-key)", "DB_PASSWORD": "$(db-password)", "X1": "$(x1)"}}
+
+
+@pytest.mark.parametrize(
+    ("setting", "name_fails", "glob_fails"),
+    [("", True, False), ("names", True, False), ("all", True, True), ("none", False, False)],
+)
+def test_fail_on_missing_secrets(job: AgentJob, kv: Vaulted, setting: str, name_fails: bool, glob_fails: bool) -> None:
+    kv.vault.add("present", "p")
+    extra = {"failOnMissingSecrets": setting} if setting else {}
+    by_name = kv.job(job, secretsFilter="present,absent", **extra).run()
+    assert by_name.failed == name_fails, by_name.text
+    assert any("absent" in line for line in by_name.errors + by_name.warnings)
+    by_glob = kv.job(job, secretsFilter="present,nothing-*", **extra).run()
+    assert by_glob.failed == glob_fails, by_glob.text
+    assert any("'nothing-*' matched no secret" in line for line in by_glob.errors + by_glob.warnings)
+    for run in (by_name, by_glob):
+        assert run.variables == ({} if run.failed else {"present": "p"})

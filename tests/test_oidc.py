@@ -182,7 +182,12 @@ def test_url_build_names_what_is_missing() -> None:
     ("collection", "oidc", "allowed"),
     [
         ("https://dev.azure.com/fabrikam/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", True),
-        ("https://fabrikam.visualstudio.com/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", True),
+        ("https://fabrikam.visualstudio.com/", "https://fabrikam.visualstudio.com/p/_apis/x/oidctoken", True),
+        # another organisation's host is another tenant: each collection URI to itself only
+        ("https://fabrikam.visualstudio.com/", "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken", False),
+        ("https://dev.azure.com/fabrikam/", "https://fabrikam.visualstudio.com/p/_apis/x/oidctoken", False),
+        ("https://fabrikam.visualstudio.com/", "https://evil.visualstudio.com/p/_apis/x/oidctoken", False),
+        ("https://dev.azure.com/fabrikam/", "https://DEV.AZURE.COM./fabrikam/p/_apis/x/oidctoken", True),
         ("https://dev.azure.com/fabrikam/", "https://evil.example.com/fabrikam/p/oidctoken", False),
         ("https://dev.azure.com/fabrikam/", "http://dev.azure.com/fabrikam/p/oidctoken", False),
         ("https://tfs.corp.example/tfs/", "https://tfs.corp.example:8443/tfs/oidctoken", False),
@@ -229,3 +234,40 @@ def test_claims_issuer_id() -> None:
         Claims(iss="https://vstoken.dev.azure.com/org-1/", sub="s", aud="a", exp=0).issuer_id
         == "vstoken.dev.azure.com/org-1"
     )
+
+
+@pytest.mark.parametrize("exp", [10**30, -5, "soon", 1e300])
+def test_a_time_claim_that_is_no_date_gets_a_precise_message(exp: object) -> None:
+    import jwt
+
+    token = jwt.encode({"iss": "https://x", "sub": "s", "aud": "a", "exp": exp}, "k" * 32, algorithm="HS256")
+    with pytest.raises(ExchangeError, match="'exp' claim is not a date in seconds from 1970 to 9999"):
+        decode_claims(token)
+
+
+@pytest.mark.parametrize("status", [301, 307, 308])
+def test_a_redirect_is_not_called_a_sign_in(status: int) -> None:
+    from oidc_credentials.http import Response
+    from oidc_credentials.oidc import _explain
+
+    resp = Response(status, "https://dev.azure.com/x", "", {"Location": "https://elsewhere.example/new/oidctoken"})
+    error = _explain(resp, CONN, "")
+    assert "sign-in" not in error.message and error.code == "Redirected"
+    assert f"with a redirect (HTTP {status} to https://elsewhere.example/new/oidctoken)" in error.message
+    signin = Response(
+        302, "https://dev.azure.com/x", "", {"Location": "https://spsprodweu5.vssps.visualstudio.com/_signin"}
+    )
+    assert "redirected to sign-in" in _explain(signin, CONN, "").message
+
+
+def test_the_access_token_endpoint_decides_over_the_collection_variable() -> None:
+    base = {
+        "ENDPOINT_URL_SYSTEMVSSCONNECTION": "https://dev.azure.com/fabrikam/",
+        "SYSTEM_OIDCREQUESTURI": "https://evil.visualstudio.com/p/_apis/x/oidctoken",
+        "SYSTEM_COLLECTIONURI": "https://evil.visualstudio.com/",
+    }
+    with pytest.raises(ConfigError, match="Refusing to send the job access token.*SystemVssConnection"):
+        request_url(AgentEnv(base), CONN)
+    good = dict(base, SYSTEM_COLLECTIONURI="https://dev.azure.com/fabrikam/")
+    good["SYSTEM_OIDCREQUESTURI"] = "https://dev.azure.com/fabrikam/p/_apis/x/oidctoken"
+    assert request_url(AgentEnv(good), CONN).startswith("https://dev.azure.com/fabrikam/p/_apis/x/oidctoken?")

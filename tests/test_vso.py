@@ -85,7 +85,6 @@ def test_task_lib_parser_round_trip() -> None:
     writer.error("failed: 100% sure; really]")
     writer.debug("debug line")
     writer.complete("Failed", "it failed\nhere")
-    writer.upload_summary("/tmp/summary path.md")
     lines = out.getvalue().splitlines()
     script = (
         "const {commandFromString} = require(process.argv[1]);"
@@ -110,7 +109,7 @@ def test_task_lib_parser_round_trip() -> None:
     # and the values are exactly what was written, not just self-consistent
     set_vars = [p for p in parsed if p["command"] == "task.setvariable"]
     assert [p["message"] for p in set_vars] == AWKWARD
-    assert parsed[-2]["message"] == "it failed\nhere" and parsed[-2]["properties"] == {"result": "Failed"}
+    assert parsed[-1]["message"] == "it failed\nhere" and parsed[-1]["properties"] == {"result": "Failed"}
 
 
 @pytest.mark.parametrize(
@@ -126,13 +125,31 @@ def test_task_lib_parser_round_trip() -> None:
         "##[error]fake error line",
         "##\u0000vso[task.complete result=Failed]",
         "line one\n##vso[task.setvariable variable=PWNED]1",
+        "##\u034fvso[task.complete result=Failed]",  # combining grapheme joiner
+        "##v\ufe0fso[task.complete result=Failed]",  # variation selector
+        "##vs\U000e0100o[task.complete result=Failed]",  # variation selector supplement
+        "#\u0640#vso[task.complete result=Failed]",  # Arabic tatweel
+        "##\u3164vso[task.complete result=Failed]",  # Hangul filler
+        "##\u115fvso\u180b[task.complete result=Failed]",  # Hangul choseong filler, Mongolian FVS
+        "##\U000e0041vso[task.complete result=Failed]",  # tag character
+        "\uff03\uff03\uff56\uff53\uff4f\uff3btask.complete result=Failed]",  # full-width look-alikes
     ],
 )
 def test_neutralise_breaks_every_command(text: str) -> None:
+    import unicodedata
+
     safe = neutralise(text)
     for line in safe.split("\n"):
         assert parse_line(line) is None
-        squeezed = "".join(ch for ch in line if ch.isprintable() and not ch.isspace())
+        # an oracle broader than the neutraliser's own view: compatibility forms, and every mark,
+        # modifier letter, control, format and space character dropped
+        folded = unicodedata.normalize("NFKC", line)
+        squeezed = "".join(
+            ch
+            for ch in folded
+            if unicodedata.category(ch) not in ("Cc", "Cf", "Mn", "Me", "Lm", "Lo", "Zl", "Zp", "Cn")
+            and not ch.isspace()
+        )
         assert "##vso[" not in squeezed.lower()
         assert "##[" not in squeezed
 

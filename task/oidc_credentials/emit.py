@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, TaskError
 from .files import write_private
-from .text import env_name
+from .secret_vars import env_hint
 from .vso import check_variable_name
 
 if TYPE_CHECKING:
@@ -168,12 +168,8 @@ def emit(
     if plain:
         out.info("Variables: " + ", ".join(plain))
     if secret:
-        out.info(
-            "Secret variables reach a later script only when mapped, e.g. env: { "
-            + ", ".join(f"{env_name(n)}: $({n})" for n in secret[:3])
-            + (", ..." if len(secret) > 3 else "")
-            + " }"
-        )
+        out.info("Secret variables reach a later script only when mapped; paste under the script step:")
+        out.info(env_hint(secret))
     if publish_outputs:
         out.info("Also published as output variables: reference them as <step name>.<NAME> from later jobs.")
     return written

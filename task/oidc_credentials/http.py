@@ -1,25 +1,48 @@
-"""The one retrying HTTP layer.
+"""The one retrying HTTP layer, and the one HTTP policy.
 
 Only idempotent token requests go through here (the OIDC request and the exchanges), so every call may
 be retried: on network errors, 429 and 5xx, and on whatever the caller's ``retry_if`` recognises (STS
 answers ``Throttling`` with a 400). Backoff is exponential with full jitter, honours ``Retry-After``,
-and is bounded both in attempts and by an overall deadline. Redirects are never followed: a redirect
-from a token endpoint is an error to explain, not a place to send credentials.
+and is bounded both in attempts and by an overall deadline.
+
+Policy, for every request:
+
+- Destination: every URL goes through :func:`oidc_credentials.destination.check` before anything is
+  sent; a request carrying a credential names the origin(s) it may go to (``allowed=``). Redirects are
+  never followed: a redirect from a token endpoint is an error to explain, not a place to send one.
+- Deadlines: each attempt has one deadline for connect, headers *and* body together (``timeout``), so
+  an answer dribbled a byte at a time cannot stretch it the way a per-read timeout restarts; the
+  retries have theirs (``RetryPolicy.deadline``); and the whole task has one (:class:`Deadline`, input
+  ``timeoutSeconds``) that no request outlives. A stalled request fails naming its service.
+- Network settings (:class:`NetworkSettings`): the CA bundle of ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``
+  and the agent's proxy (``Agent.ProxyUrl``, its credentials and bypass list) unless the standard proxy
+  variables are set, which requests then honours itself.
+
+The one exception is the Entra exchange: azure-identity's ``ClientAssertionCredential`` sends it with
+its own transport (azure-core over requests), because it owns the token protocol, caching and the
+assertion callback. It is given the same CA bundle and proxy (:meth:`Http.proxies_for`), redirects
+off, an authority that passed :func:`~oidc_credentials.destination.check`, and it runs under the same
+task deadline through :meth:`Http.bounded`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json as jsonlib
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from . import destination
+from .destination import Origin
 from .errors import ExchangeError
+from .text import one_line, truncate
 
 Log = Callable[[str], None]
 
@@ -39,11 +62,35 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 
 @dataclass(frozen=True)
+class Deadline:
+    """The task's deadline: ``at`` on the monotonic clock, set ``seconds`` after the task began."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, seconds)
+
+    def remaining(self, clock: Callable[[], float] = time.monotonic) -> float:
+        return self.at - clock()
+
+
+NO_DEADLINE = Deadline(float("inf"), float("inf"))
+
+
+class Stalled(ExchangeError):
+    """A service did not answer completely within the time allowed."""
+
+
+@dataclass(frozen=True)
 class Response:
     status: int
     url: str
     text: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: the body as sent, for formats that declare their own encoding (XML)
+    content: bytes = b""
 
     def header(self, name: str) -> str:
         lowered = name.lower()
@@ -58,8 +105,7 @@ class Response:
 
     def snippet(self, limit: int = 500) -> str:
         """The start of the body for error messages (callers neutralise it when printing)."""
-        text = " ".join(self.text.split())
-        return text if len(text) <= limit else text[:limit] + "…"
+        return one_line(self.text, limit)
 
 
 def retry_after_seconds(value: str, now: float | None = None) -> float | None:
@@ -80,19 +126,60 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 429) or (500 <= status <= 599 and status != 501)
 
 
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The agent's network settings, typed: what every HTTP client of the task uses."""
+
+    #: CA bundle file ("" for the default one)
+    ca_bundle: str = ""
+    #: the agent's proxy URL with its credentials ("" when none, or when standard variables decide)
+    agent_proxy: str = ""
+    #: the agent's proxy bypass list, as patterns
+    bypass: tuple[re.Pattern[str], ...] = ()
+    #: HTTPS_PROXY/HTTP_PROXY are set: requests honours them (and NO_PROXY) itself
+    standard_proxy: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NetworkSettings:
+        return cls(
+            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or "",
+            agent_proxy=_agent_proxy(env),
+            bypass=tuple(_bypass_patterns(env)),
+            standard_proxy=any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")),
+        )
+
+    def proxies_for(self, url: str) -> dict[str, str] | None:
+        """The agent's proxy settings for ``url`` (None: leave it to HTTPS_PROXY/NO_PROXY)."""
+        if not self.agent_proxy:
+            return None
+        host = urlsplit(url).hostname or ""
+        if any(p.search(host) or p.search(url) for p in self.bypass):
+            return {"http": "", "https": ""}
+        return {"http": self.agent_proxy, "https": self.agent_proxy}
+
+    def proxied(self, url: str) -> bool:
+        """Whether a request to ``url`` may go through a proxy (which then resolves the name)."""
+        return self.standard_proxy or bool((self.proxies_for(url) or {}).get("https"))
+
+
+#: connections kept per host: enough for the most concurrent caller (Key Vault's keyVaultConcurrency)
+POOL_SIZE = 64
+
+
 class Http:
-    """requests with bounded retries, the agent's proxy settings and the configured CA bundle."""
+    """requests with bounded retries and deadlines, the agent's proxy settings and the configured CA bundle."""
 
     def __init__(
         self,
-        env: Mapping[str, str],
+        env: Mapping[str, str] | NetworkSettings,
         *,
         log: Log = lambda _msg: None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         user_agent: str = "OidcCredentials",
-        pool_size: int = 10,
+        pool_size: int = POOL_SIZE,
+        deadline: Deadline = NO_DEADLINE,
     ) -> None:
         import requests  # lazy: keeps `--help` and error paths light
 
@@ -103,14 +190,16 @@ class Http:
             adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool_size)
             self._session.mount("https://", adapter)
             self._session.mount("http://", adapter)
+        self.network = env if isinstance(env, NetworkSettings) else NetworkSettings.from_env(env)
         # Passed per request: requests lets os.environ override a session-level bundle.
-        self._verify: str | bool = env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or True
-        self._agent_proxy = _agent_proxy(env)
-        self._bypass = _bypass_patterns(env)
+        self._verify: str | bool = self.network.ca_bundle or True
         self._log = log
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        self.deadline = deadline
+        self._in_flight: list[tuple[str, str]] = []  # (service, url) of requests under way, for the stall message
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -118,19 +207,47 @@ class Http:
     @property
     def ca_bundle(self) -> str:
         """The CA bundle in force ("" for the default one), for other HTTP clients to use the same."""
-        return self._verify if isinstance(self._verify, str) else ""
+        return self.network.ca_bundle
 
     def proxies_for(self, url: str) -> dict[str, str] | None:
         """The agent's proxy settings for ``url`` (None: leave it to HTTPS_PROXY/NO_PROXY)."""
-        return self._proxies(url)
+        return self.network.proxies_for(url)
 
     def _proxies(self, url: str) -> dict[str, str] | None:
-        if not self._agent_proxy:
-            return None
-        host = urlsplit(url).hostname or ""
-        if any(p.search(host) or p.search(url) for p in self._bypass):
-            return {"http": "", "https": ""}
-        return {"http": self._agent_proxy, "https": self._agent_proxy}
+        return self.network.proxies_for(url)
+
+    def task_remaining(self) -> float:
+        return self.deadline.remaining(self._clock)
+
+    def _task_expired(self, service: str, url: str) -> Stalled:
+        return Stalled(
+            f"{service} at {_origin(url)} did not answer in time: the task's deadline (input 'timeoutSeconds', "
+            f"{self.deadline.seconds:.0f} s) has passed, so the task stopped. Nothing was set. Check {service}'s "
+            "status and the agent's network, or raise 'timeoutSeconds'.",
+            service=service,
+            code="Timeout",
+        )
+
+    def bounded(self, call: Callable[[], Any], *, service: str, url: str, limit: float = 90.0) -> Any:
+        """Run a blocking call (another library's request) within ``limit`` seconds and the task's deadline."""
+        remaining = self.task_remaining()
+        if remaining <= 0:
+            raise self._task_expired(service, url)
+        by_task = remaining <= limit
+        # A moment's grace: a request of ours inside the call times out first and names its own service.
+        finished, value = _within(call, min(remaining, limit) + 1.0)
+        if not finished:
+            with self._lock:  # a request of ours under way inside the call (an assertion callback) is the one stalled
+                service, url = self._in_flight[-1] if self._in_flight else (service, url)
+            if by_task:
+                raise self._task_expired(service, url)
+            raise Stalled(
+                f"{service} at {_origin(url)} did not answer completely within {limit:.0f} s. Check {service}'s "
+                "status and the agent's network (proxy, firewall).",
+                service=service,
+                code="Timeout",
+            )
+        return value
 
     def request(
         self,
@@ -144,63 +261,152 @@ class Http:
         timeout: float = 30.0,
         retry: RetryPolicy = DEFAULT_RETRY,
         retry_if: Callable[[Response], bool] | None = None,
+        allowed: Origin | tuple[Origin, ...] | None = None,
+        credential: str = "",
+        ca_bundle: str = "",
     ) -> Response:
         """Send one request, retrying what is worth retrying; return the last response.
 
-        Raises ExchangeError only when no response arrived at all.
+        ``allowed``: the origin(s) this request may go to; give it for every request that carries a
+        credential (``credential`` names it for the refusal message). Any URL is checked
+        (:func:`~oidc_credentials.destination.check`) and refused with UnsafeDestination before
+        anything is sent. ``timeout`` bounds each attempt as a whole: connect, headers and body.
+        ``ca_bundle`` trusts that bundle for this request instead of the job's (a service's own CA).
+
+        Raises ExchangeError only when no response arrived at all, Stalled when the task's deadline passed.
         """
-        start = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = retry.deadline - (self._clock() - start)
-            problem: str
-            response: Response | None = None
-            try:
-                raw = self._session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    data=data,
-                    json=json,
-                    timeout=max(1.0, min(timeout, remaining)),
-                    allow_redirects=False,
-                    proxies=self._proxies(url),
-                    verify=self._verify,
-                )
-                response = Response(raw.status_code, url, raw.text, dict(raw.headers))
-            except self._requests.exceptions.SSLError as exc:
-                raise ExchangeError(
-                    f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
-                    "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
-                    service=service,
-                ) from exc
-            except self._requests.exceptions.RequestException as exc:
-                problem = f"{type(exc).__name__}: {_short(exc)}"
-            if response is not None:
-                wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
-                if not wants_retry:
-                    return response
-                problem = f"HTTP {response.status}"
-            delay = self._jitter() * min(retry.cap, retry.base * 2 ** (attempt - 1))
-            if response is not None:
-                hinted = retry_after_seconds(response.header("Retry-After"))
-                if hinted is not None:
-                    delay = min(max(hinted, delay), 60.0)
-            elapsed = self._clock() - start
-            if attempt >= retry.attempts or elapsed + delay >= retry.deadline:
+        authorised = any(k.lower() in ("authorization", "proxy-authorization") for k in headers or {})
+        if allowed is not None or credential or authorised:  # a bearer header is a credential, named or not
+            destination.check(url, allowed, what=credential or "a credential")
+        else:
+            destination.parse(url, what="the request", https_only=False)
+        with self._under_way(service, url):
+            start = self._clock()
+            attempt = 0
+            while True:
+                attempt += 1
+                remaining = retry.deadline - (self._clock() - start)
+                task_left = self.task_remaining()
+                if task_left <= 0:
+                    raise self._task_expired(service, url)
+                budget = max(1.0, min(timeout, remaining))
+                bound_by_task = task_left <= budget
+                budget = min(budget, task_left)
+                problem: str
+                response: Response | None = None
+                try:
+                    response = self._attempt(method, url, headers, data, json, budget, ca_bundle or self._verify)
+                except _Timeout:
+                    if bound_by_task:
+                        raise self._task_expired(service, url) from None
+                    problem = f"no complete answer within {budget:.0f} s"
+                except self._requests.exceptions.SSLError as exc:
+                    raise ExchangeError(
+                        f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
+                        "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
+                        service=service,
+                    ) from exc
+                except self._requests.exceptions.RequestException as exc:
+                    problem = f"{type(exc).__name__}: {_short(exc)}"
                 if response is not None:
-                    return response
-                raise ExchangeError(
-                    f"Could not reach {service} at {_origin(url)} after {attempt} attempt(s) in {elapsed:.1f} s: "
-                    f"{problem}. Check the agent's network, proxy (HTTPS_PROXY, NO_PROXY or the agent's proxy "
-                    "settings) and that the URL is right.",
-                    service=service,
+                    wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
+                    if not wants_retry:
+                        return response
+                    problem = f"HTTP {response.status}"
+                delay = self._jitter() * min(retry.cap, retry.base * 2 ** (attempt - 1))
+                if response is not None:
+                    hinted = retry_after_seconds(response.header("Retry-After"))
+                    if hinted is not None:
+                        delay = min(max(hinted, delay), 60.0)
+                elapsed = self._clock() - start
+                out_of_time = elapsed + delay >= retry.deadline or delay >= self.task_remaining()
+                if attempt >= retry.attempts or out_of_time:
+                    if response is not None:
+                        return response
+                    raise ExchangeError(
+                        f"Could not reach {service} at {_origin(url)} after {attempt} attempt(s) in {elapsed:.1f} s: "
+                        f"{problem}. Check the agent's network, proxy (HTTPS_PROXY, NO_PROXY or the agent's proxy "
+                        "settings) and that the URL is right.",
+                        service=service,
+                        code="Timeout" if problem.startswith("no complete answer") else "",
+                    )
+                self._log(
+                    f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
                 )
-            self._log(
-                f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
+                self._sleep(delay)
+
+    @contextlib.contextmanager
+    def _under_way(self, service: str, url: str) -> Iterator[None]:
+        with self._lock:
+            self._in_flight.append((service, url))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.remove((service, url))
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: Mapping[str, str] | str | None,
+        json: Any,
+        budget: float,
+        verify: str | bool,
+    ) -> Response:
+        """One attempt, connect to last byte, within ``budget`` seconds; raises _Timeout past it."""
+
+        def send() -> Response:
+            raw = self._session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=data,
+                json=json,
+                timeout=budget,
+                allow_redirects=False,
+                proxies=self._proxies(url),
+                verify=verify,
             )
-            self._sleep(delay)
+            content = raw.content  # the whole body, inside this attempt's deadline
+            return Response(raw.status_code, url, raw.text, dict(raw.headers), content)
+
+        finished, value = _within(send, budget)
+        if not finished:
+            raise _Timeout
+        result: Response = value
+        return result
+
+
+class _Timeout(Exception):
+    """An attempt did not finish within its deadline."""
+
+
+def _within(call: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
+    """(True, result) when ``call`` finished within ``seconds``, else (False, None); its exception propagates.
+
+    The call runs on a daemon thread: a socket read restarts its timeout on every byte, so only a clock
+    outside the read can bound a dribbled answer. A call left behind is abandoned; it holds no lock of
+    ours and ends with the process at the latest.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="oidc-credentials-request", daemon=True).start()
+    if not done.wait(max(0.0, seconds)):
+        return False, None
+    if "error" in outcome:
+        raise outcome["error"]
+    return True, outcome.get("value")
 
 
 def _origin(url: str) -> str:
@@ -209,8 +415,7 @@ def _origin(url: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "…"
+    return truncate(str(exc), 300)
 
 
 def _agent_proxy(env: Mapping[str, str]) -> str:

@@ -7,15 +7,17 @@ minted per call, so it is requested right before each exchange (:class:`TokenSou
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from . import destination
 from .agent import GUID, AgentEnv
+from .destination import Origin, UnsafeDestination
 from .errors import ConfigError, ExchangeError
 from .http import Http, Response
+from .text import iso_utc
 
 SERVICE = "Azure DevOps"
 API_VERSION = "7.1"
@@ -26,9 +28,7 @@ ENTRA_HOSTS = (
     "login.partner.microsoftonline.cn",
 )
 VSTOKEN_HOST = "vstoken.dev.azure.com"
-# Organisations reached under either name belong to the same service.
-_ADO_FAMILY = ("dev.azure.com", ".visualstudio.com")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ACCESS_TOKEN = "the job access token"  # noqa: S105 (a description, not a secret)
 
 _CLASSIC_HINT = (
     "In a classic pipeline, enable 'Allow scripts to access the OAuth token' on the agent job; in YAML the "
@@ -69,9 +69,7 @@ class Claims:
         return int(self.exp - now)
 
     def describe(self, now: float) -> list[str]:
-        expiry = (
-            dt.datetime.fromtimestamp(self.exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.exp else "?"
-        )
+        expiry = iso_utc(self.exp) if self.exp else "?"
         return [
             f"  issuer    {self.iss} ({self.issuer_kind})",
             f"  subject   {self.sub}",
@@ -96,8 +94,8 @@ def decode_claims(token: str) -> Claims:
         iss=str(payload.get("iss", "")),
         sub=str(payload.get("sub", "")),
         aud=", ".join(map(str, aud)) if isinstance(aud, list) else str(aud),
-        exp=int(payload.get("exp") or 0),
-        iat=int(payload.get("iat") or 0),
+        exp=_time_claim(payload, "exp"),
+        iat=_time_claim(payload, "iat"),
         jti=str(payload.get("jti", "")),
         kid=str(header.get("kid", "")),
         alg=str(header.get("alg", "")),
@@ -105,18 +103,61 @@ def decode_claims(token: str) -> Claims:
     )
 
 
-def _same_service(request_host: str, collection_host: str) -> bool:
-    if request_host == collection_host:
-        return True
+#: the latest instant a claim may name (9999-12-31T23:59:59Z): later ones cannot be shown as dates
+_MAX_TIME = 253402300799
 
-    def family(host: str) -> bool:
-        return host == _ADO_FAMILY[0] or host.endswith(_ADO_FAMILY[1])
 
-    return family(request_host) and family(collection_host)
+def _time_claim(payload: dict[str, Any], name: str) -> int:
+    """A NumericDate claim as whole seconds; a value that is no date gets a message naming the claim."""
+    value = payload.get(name)
+    if value is None or value == "":
+        return 0
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = -1
+    if not 0 <= seconds <= _MAX_TIME or isinstance(value, bool):
+        raise ExchangeError(
+            f"{SERVICE} returned an OIDC token whose '{name}' claim is not a date in seconds from 1970 to 9999 "
+            f"({str(value)[:40]}).",
+            service=SERVICE,
+            code="InvalidToken",
+        )
+    return seconds
+
+
+def token_origin(agent: AgentEnv, collection: str) -> Origin:
+    """The one origin the job access token may go to (contract "Network").
+
+    The job's SystemVssConnection endpoint decides (the agent sets it and no variable override reaches
+    it); System.CollectionUri must name the same origin. Without that endpoint, the collection's own
+    origin, exactly: another organisation's host is another tenant.
+    """
+    endpoint_url = ""
+    try:
+        endpoint_url = agent.endpoint("SYSTEMVSSCONNECTION").url
+    except ConfigError:
+        endpoint_url = ""
+    try:
+        origin = destination.parse(endpoint_url or collection, what=ACCESS_TOKEN)
+        if endpoint_url:
+            destination.check(collection, origin, what=ACCESS_TOKEN)
+    except UnsafeDestination as exc:
+        raise ConfigError(
+            f"{exc.message} System.CollectionUri ({destination.shown(collection)}) must name the host of the job's "
+            "SystemVssConnection"
+            + (f" ({destination.shown(endpoint_url)})" if endpoint_url else "")
+            + ". Something has overridden System.CollectionUri; remove that variable from the pipeline."
+        ) from exc
+    return origin
 
 
 def request_url(agent: AgentEnv, connection_id: str) -> str:
-    """Where to ask for the token; refuses any host but the collection's (the access token goes there)."""
+    """Where to ask for the token: only ever on the collection's origin (the access token goes there)."""
+    return _request(agent, connection_id)[0]
+
+
+def _request(agent: AgentEnv, connection_id: str) -> tuple[str, Origin]:
     if not GUID.match(connection_id):
         raise ConfigError(f"Service connection id '{connection_id}' is not a GUID.")
     collection = agent.variable("System.CollectionUri") or agent.variable("System.TeamFoundationCollectionUri")
@@ -146,19 +187,15 @@ def request_url(agent: AgentEnv, connection_id: str) -> str:
             f"{quote(parts['System.HostType'])}/plans/{quote(parts['System.PlanId'])}/jobs/"
             f"{quote(parts['System.JobId'])}/oidctoken"
         )
-    req, col = urlsplit(base), urlsplit(collection)
-    req_host, col_host = (req.hostname or "").lower(), (col.hostname or "").lower()
-    if not _same_service(req_host, col_host) or (req.port or 0) != (col.port or 0) or req.scheme != col.scheme:
+    origin = token_origin(agent, collection)
+    try:
+        destination.check(base, origin, what=ACCESS_TOKEN)
+    except UnsafeDestination as exc:
         raise ConfigError(
-            f"Refusing to send the job access token to {req.scheme}://{req.netloc}: the OIDC request URL must be on "
-            f"the collection's host ({col.scheme}://{col.netloc}, from System.CollectionUri). Something has "
+            f"{exc.message} The OIDC request URL must be on the collection's origin ({origin}). Something has "
             "overridden System.OidcRequestUri; remove that variable from the pipeline."
-        )
-    if req.scheme != "https" and req_host not in _LOOPBACK:
-        raise ConfigError(
-            f"Refusing to send the job access token over {req.scheme}: the OIDC request URL must be https."
-        )
-    return f"{base.rstrip('/')}?api-version={API_VERSION}&serviceConnectionId={connection_id}"
+        ) from exc
+    return f"{base.rstrip('/')}?api-version={API_VERSION}&serviceConnectionId={connection_id}", origin
 
 
 def _explain(resp: Response, connection_id: str, connection_label: str) -> ExchangeError:
@@ -178,14 +215,25 @@ def _explain(resp: Response, connection_id: str, connection_label: str) -> Excha
             status=resp.status,
             code="NoExplicitReference",
         )
-    if resp.status in (401, 403) or "TF400813" in body or "_signin" in location or (300 <= resp.status < 400):
+    signin = "_signin" in location.lower() or "/signin" in location.lower()
+    if resp.status in (401, 403) or "TF400813" in body or signin:
         return ExchangeError(
             f"{SERVICE} rejected the job access token when asked for an OIDC token (HTTP {resp.status}"
-            + (", redirected to sign-in" if location else "")
+            + (", redirected to sign-in" if signin else "")
             + f"). {_CLASSIC_HINT}",
             service=SERVICE,
             status=resp.status,
             code="AccessTokenRejected",
+        )
+    if 300 <= resp.status < 400:
+        return ExchangeError(
+            f"{SERVICE} answered the OIDC token request with a redirect (HTTP {resp.status}"
+            + (f" to {destination.shown(location)}" if location else "")
+            + "), which the task never follows with the job access token. System.OidcRequestUri or "
+            "System.CollectionUri points at an old or moved address: check the organisation's URL.",
+            service=SERVICE,
+            status=resp.status,
+            code="Redirected",
         )
     if resp.status == 404:
         return ExchangeError(
@@ -216,8 +264,11 @@ class TokenSource:
         connection_label: str = "",
         on_token: Callable[[str], None] = lambda _t: None,
         on_claims: Callable[[Claims], None] = lambda _c: None,
+        origin: Origin | None = None,
     ) -> None:
         self._url = url
+        #: the only origin the access token goes to (by default: the URL's own, checked)
+        self._origin = origin or destination.parse(url, what=ACCESS_TOKEN)
         self._access_token = access_token
         self._connection_id = connection_id
         self._label = connection_label
@@ -244,8 +295,10 @@ class TokenSource:
                 "No job access token: neither the SystemVssConnection endpoint nor System.AccessToken reached the "
                 f"task. {_CLASSIC_HINT}"
             )
+        url, origin = _request(agent, connection_id)
         return cls(
-            url=request_url(agent, connection_id),
+            url=url,
+            origin=origin,
             access_token=token,
             connection_id=connection_id,
             http=http,
@@ -265,6 +318,8 @@ class TokenSource:
                 "Content-Type": "application/json",
                 "X-TFS-FedAuthRedirect": "Suppress",
             },
+            allowed=self._origin,
+            credential=ACCESS_TOKEN,
         )
         if resp.status != 200:
             raise _explain(resp, self._connection_id, self._label)

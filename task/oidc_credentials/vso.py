@@ -23,10 +23,33 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9._]+$")
 # setvariable also takes "-" (Key Vault secret names hold it; AzureKeyVault@2 sets such names): allowed on request.
 _VERBATIM_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
-# After format and control characters are dropped (a culture-aware IndexOf skips zero-width and
-# soft-hyphen characters), any "##vso[" or "##[" left in untrusted text is broken by turning its
-# bracket into a parenthesis, so the agent neither runs nor formats it.
+# The agent's culture-aware IndexOf skips characters that collate as nothing. So untrusted text is
+# looked at with every such character dropped: controls and format characters (Cc, Cf, Zl, Zp), every
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties: soft hyphen, combining grapheme joiner,
+# variation selectors, Hangul fillers, tags, ...) and the Arabic tatweel. Any "##vso[" or "##[" left
+# (also in its NFKC compatibility form, for full-width look-alikes) is broken by turning its bracket into
+# a parenthesis, so the agent neither runs nor formats it.
 _COMMANDISH = re.compile(r"##(\s*vso)?\s*\[", re.IGNORECASE)
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x0640, 0x0640),  # tatweel: not default-ignorable, but collates as nothing
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
 
 
 def escape_property(value: str) -> str:
@@ -41,8 +64,18 @@ def escape_data(value: str) -> str:
     return value.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def ignorable(ch: str) -> bool:
+    """Whether a culture-aware search may skip ``ch`` (see above); tab and newline are kept."""
+    if ch in "\n\t":
+        return False
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        return True
+    code = ord(ch)
+    return code >= 0x00AD and any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
+
+
 def _drop_invisible(text: str) -> str:
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
+    return "".join(ch for ch in text if not ignorable(ch))
 
 
 def neutralise(text: str) -> str:
@@ -50,6 +83,10 @@ def neutralise(text: str) -> str:
     if text.isascii() and "#" not in text and text.isprintable():
         return text
     cleaned = _drop_invisible(text)
+    if not cleaned.isascii():
+        folded = _drop_invisible(unicodedata.normalize("NFKC", cleaned))
+        if _COMMANDISH.search(folded) and not _COMMANDISH.search(cleaned):
+            cleaned = folded
     return _COMMANDISH.sub(lambda m: m.group(0)[:-1] + "(", cleaned)
 
 
@@ -140,9 +177,6 @@ class AgentOutput:
             value,
         )
 
-    def upload_summary(self, path: str) -> None:
-        self.command("task.uploadsummary", None, path)
-
     # -- log lines --------------------------------------------------------------------------
     def info(self, text: str = "") -> None:
         for line in self.safe(text).split("\n"):
@@ -151,15 +185,6 @@ class AgentOutput:
     def lines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.info(line)
-
-    def section(self, title: str) -> None:
-        self._write("##[section]" + self.safe(title).replace("\n", " "))
-
-    def group(self, title: str) -> None:
-        self._write("##[group]" + self.safe(title).replace("\n", " "))
-
-    def end_group(self) -> None:
-        self._write("##[endgroup]")
 
     def debug(self, text: str) -> None:
         if self.debug_enabled:

@@ -1,4 +1,9 @@
-"""Run a WSGI app on 127.0.0.1 in a background thread, over HTTP or HTTPS with a throwaway CA."""
+"""Run a WSGI app on 127.0.0.1 in a background thread, over HTTP or HTTPS with a throwaway CA.
+
+Fault knob: ``Server.dribble(seconds, body_only=False)`` makes the service send its answer one byte
+every ``seconds`` (status line and headers too, or only the body), as a slow or hostile service would;
+``dribble(0)`` turns it off. A dribbling answer stops when the server stops.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,48 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 WsgiApp = Callable[..., Any]
 
 
+class _Dribble:
+    """A write-only stream that passes bytes on one at a time, ``delay`` seconds apart."""
+
+    def __init__(self, target: Any, delay: float, body_only: bool, stopping: threading.Event) -> None:
+        self._target = target
+        self._delay = delay
+        self._in_body = not body_only
+        self._seen = b""
+        self._stopping = stopping
+
+    def write(self, data: bytes) -> int:
+        for index in range(len(data)):
+            byte = data[index : index + 1]
+            if not self._in_body:
+                self._seen = (self._seen + byte)[-4:]
+                self._in_body = self._seen == b"\r\n\r\n"
+                self._target.write(byte)
+                continue
+            if self._stopping.wait(self._delay):
+                raise ConnectionAbortedError("server stopping")
+            self._target.write(byte)
+            self._target.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
 class _Quiet(WSGIRequestHandler):
     def log_request(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        knob = getattr(self.server, "dribble_knob", None)
+        if knob and knob[0] > 0:
+            self.wfile = _Dribble(self.wfile, knob[0], knob[1], self.server.stopping)  # type: ignore[attr-defined]
+
+    def log_error(self, *_args: Any) -> None:
         pass
 
 
@@ -50,6 +95,8 @@ class Server:
             request_handler=_Quiet,
             ssl_context=ca.server_context() if ca else None,
         )
+        self._server.dribble_knob = (0.0, False)  # type: ignore[attr-defined]
+        self._server.stopping = threading.Event()  # type: ignore[attr-defined]
         self.port = self._server.server_port
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
@@ -57,7 +104,12 @@ class Server:
         )
         self._thread.start()
 
+    def dribble(self, seconds: float, *, body_only: bool = False) -> None:
+        """Send each answer one byte every ``seconds`` (0: at once); ``body_only`` sends headers at once."""
+        self._server.dribble_knob = (seconds, body_only)  # type: ignore[attr-defined]
+
     def stop(self) -> None:
+        self._server.stopping.set()  # type: ignore[attr-defined]
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

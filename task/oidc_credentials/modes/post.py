@@ -63,8 +63,9 @@ def run(agent: AgentEnv, out: AgentOutput) -> None:
     out.info(f"OidcCredentials post-job: deleted {removed} file(s) the task wrote.")
     if state.post:
         from ..http import Http
+        from .task import task_deadline
 
-        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}")
+        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}", deadline=task_deadline(agent))
         try:
             ctx = Context(agent=agent, http=http, log=out.info, warn=out.warning)
             for name, data in state.post.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .. import __version__
 from ..agent import AgentEnv
@@ -17,6 +17,9 @@ from ..providers import Context, Outcome, load
 from ..state import TASK_VARIABLE, PostState, new_state_path, save
 from ..vso import AgentOutput
 from .boundary import FAILED, OK, run_in_agent
+
+if TYPE_CHECKING:
+    from ..http import Deadline
 
 __all__ = ["FAILED", "OK", "main", "run"]
 
@@ -39,10 +42,22 @@ def _post_state(agent: AgentEnv, out: AgentOutput, provider: str, outcome: Outco
     return keep
 
 
+#: input 'timeoutSeconds': the whole task's deadline, after which it fails naming the service that stalled
+DEFAULT_TIMEOUT = 120
+
+
+def task_deadline(agent: AgentEnv) -> Deadline:
+    """The step's deadline from input 'timeoutSeconds', counted from now."""
+    from ..http import Deadline
+
+    return Deadline.after(agent.int_input("timeoutSeconds", default=DEFAULT_TIMEOUT, low=10, high=3600))
+
+
 def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> None:
     from ..http import Http
     from ..oidc import TokenSource
 
+    deadline = task_deadline(agent)
     record = record if record is not None else RunRecord()
     record.version = __version__
     with record.phase("configure"):
@@ -66,7 +81,7 @@ def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> N
                 out.lines(claims.describe(time.time()))
 
     with record.phase("exchange"):
-        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}")
+        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}", deadline=deadline)
         try:
             tokens = TokenSource.from_agent(agent, connection_id, http, on_token=out.set_secret, on_claims=log_claims)
             ctx = Context(agent=agent, http=http, log=out.info, warn=out.warning)

@@ -14,10 +14,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
+from .. import destination
 from ..agent import GUID, Endpoint
+from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..http import Http
 from ..oidc import Claims, TokenSource
@@ -91,9 +93,10 @@ class AzureConnection:
 
 
 def _https(value: str, what: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc:
-        raise ConfigError(f"The connection's {what} must be an https URL, got '{value}'.")
+    try:
+        destination.parse(value, what="the OIDC token")
+    except UnsafeDestination as exc:
+        raise ConfigError(f"The connection's {what} must be an https URL, got '{value}': {exc.reason}.") from exc
     return value.rstrip("/") + "/"
 
 
@@ -336,7 +339,9 @@ def request_tokens(
     if not verbose:
         identity_logger.setLevel(logging.ERROR)
     assertions = _Assertions(conn, tokens, warn)
-    kwargs: dict[str, Any] = {"authority": conn.authority}
+    # A redirect would re-send the assertion elsewhere. azure-identity's pipeline has no redirect policy and
+    # its requests transport passes allow_redirects=False; permit_redirects=False keeps that should one be added.
+    kwargs: dict[str, Any] = {"authority": conn.authority, "permit_redirects": False}
     ca = http.ca_bundle
     if ca:
         kwargs["connection_verify"] = ca
@@ -348,7 +353,7 @@ def request_tokens(
     try:
         for scope in scopes:
             try:
-                result = credential.get_token(scope)
+                result = http.bounded(partial(credential.get_token, scope), service=SERVICE, url=conn.authority)
             except ClientAuthenticationError as exc:
                 if assertions.error is not None:
                     raise assertions.error from exc

@@ -12,9 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from .. import destination
 from ..agent import AgentEnv, Endpoint
+from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
@@ -24,6 +25,7 @@ TITLE = "AWS"
 CONNECTION_INPUT = "awsConnection"
 SERVICE = "AWS STS"
 DEFAULT_STS = "https://sts.amazonaws.com"
+OIDC_TOKEN = "the OIDC token"  # noqa: S105 (a description, not a secret)
 
 ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 POLICY_ARN = re.compile(
@@ -138,9 +140,12 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
             raise ConfigError(f"Input 'awsAllowedAccountIds' must list 12-digit account IDs, got '{account}'.")
     config_partition = role.split(":")[1]
     sts_url = sts_url_for(endpoint.url, region, config_partition)
-    parts = urlsplit(sts_url)
-    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise ConfigError(f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}'.")
+    try:
+        destination.parse(sts_url, what=OIDC_TOKEN)
+    except UnsafeDestination as exc:
+        raise ConfigError(
+            f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}': {exc.reason}."
+        ) from exc
     config = AwsConfig(sts_url, role, region, session_name, duration, policy, arns, allowed)
     if allowed and config.account not in allowed:
         raise ConfigError(
@@ -151,7 +156,8 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
 
 
 # -- the wire ----------------------------------------------------------------------------------
-def _parse_xml(text: str) -> ET.Element | None:
+def _parse_xml(text: str | bytes) -> ET.Element | None:
+    """The document, parsed from the bytes as sent when there are any: XML declares its own encoding."""
     try:
         # ElementTree resolves no external entities and expat >= 2.4.1 caps entity expansion.
         root = ET.fromstring(text)  # noqa: S314
@@ -165,7 +171,7 @@ def _parse_xml(text: str) -> ET.Element | None:
 
 def sts_error(resp: Response) -> tuple[str, str]:
     """The (code, message) of an STS error document, or ("", "") when it is not one."""
-    root = _parse_xml(resp.text)
+    root = _parse_xml(resp.content or resp.text)
     if root is None:
         return "", ""
     return (root.findtext(".//Error/Code") or "").strip(), (root.findtext(".//Error/Message") or "").strip()
@@ -284,6 +290,8 @@ def assume_role(
             data=_form(config, tokens()),
             headers={"Accept": "application/xml"},
             retry_if=_retry_if,
+            allowed=destination.parse(config.sts_url, what=OIDC_TOKEN),
+            credential=OIDC_TOKEN,
         )
         if resp.status == 200:
             break
@@ -292,7 +300,7 @@ def assume_role(
             warn("STS found the OIDC token expired; requesting a fresh one and trying once more.")
             continue
         raise explain(code, message or resp.snippet(300), resp.status, config, tokens.last_claims)
-    root = _parse_xml(resp.text)
+    root = _parse_xml(resp.content or resp.text)
     creds = root.find(".//Credentials") if root is not None else None
     values = (
         {k: (creds.findtext(k) or "").strip() for k in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")}

@@ -1,49 +1,51 @@
 """Key Vault: secrets from Azure Key Vault with the pipeline's federated identity, no stored secret.
 
 An Entra ID token for the Key Vault resource of the connection's cloud (see ``_azure_common``), then the
-secrets REST API (https://learn.microsoft.com/rest/api/keyvault/secrets): ``GET /secrets`` page by page,
-following every ``nextLink``, and ``GET /secrets/{name}`` for each value, a bounded number at a time,
-starting as soon as the first page names them. The bearer token is sent up front (the 401 challenge
-would cost a round trip and tell nothing the connection does not) and only ever to the vault's own
-origin. 429 answers are retried after their ``Retry-After`` by the shared HTTP layer.
+wire client (:mod:`.keyvault_client`) reads the selected secrets, and the shared policy
+(:mod:`oidc_credentials.secret_vars`) turns them into variables and files: no secret's name may shadow a
+variable of the agent, and the plain variables of multi-line secrets written to files are
+``KEYVAULT_FILE_<ALIAS>``. 429 answers are retried after their ``Retry-After`` by the shared HTTP layer.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import fnmatch
 import os
 import re
 import socket
-import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import urlsplit
 
+from .. import destination, secret_vars
 from ..agent import AgentEnv, Endpoint
+from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
-from ..http import Http, Response
+from ..http import Response
 from ..oidc import TokenSource
-from ..vso import check_variable_name
-from . import Context, File, Outcome, Variable
+from . import Context, Outcome
 from ._azure_common import AzureConnection, exchange_tokens, read_connection
+from .keyvault_client import (
+    SECRET_NAME,
+    SERVICE,
+    KeyVaultClient,
+    Refused,
+    Selection,
+    error_parts,
+)
 
 TITLE = "Key Vault"
 CONNECTION_INPUT = "azureConnection"
-SERVICE = "Azure Key Vault"
-API_VERSION = "7.5"
-PAGE_SIZE = 25
+#: plain variables named from the vault live under this prefix: KEYVAULT_FILE_<ALIAS>
+FILE_PREFIX = "KEYVAULT"
 DEFAULT_CONCURRENCY = 16
 MAX_CONCURRENCY = 64
-MULTILINE_CHOICES = ("fail", "base64", "file")
-MAX_PAGES = 10_000
+MULTILINE_CHOICES = secret_vars.MULTILINE_CHOICES
+#: input 'failOnMissingSecrets': names (default: a missing name fails, a glob matching nothing warns),
+#: all (both fail), none (both warn)
+MISSING_CHOICES = ("names", "all", "none")
 
 _VAULT_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _GLOB = re.compile(r"^[0-9A-Za-z*?\[\]!-]{1,127}$")
 
 
@@ -58,30 +60,30 @@ class KeyVaultConfig:
     aliases: bool
     multiline: str
     temp_dir: str
+    fail_on_missing: str = "names"
 
     @property
     def scope(self) -> str:
         return self.connection.keyvault_resource + "/.default"
 
 
-def env_alias(name: str) -> str:
-    """The environment-safe alias of a secret name: ``my-db-password`` -> ``MY_DB_PASSWORD``."""
-    alias = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-    return "_" + alias if alias[:1].isdigit() else alias
-
-
 def _vault(raw: str, conn: AzureConnection) -> tuple[str, str]:
     """(origin URL, vault name) from the 'keyVault' input: a name or an https URL."""
     if "://" in raw:
+        try:
+            origin = destination.parse(raw, what="the Key Vault access token")
+        except UnsafeDestination as exc:
+            raise ConfigError(
+                f"Input 'keyVault' must be a vault name or its https:// URL, got '{raw}': {exc.reason}."
+            ) from exc
         parts = urlsplit(raw)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ConfigError(f"Input 'keyVault' must be a vault name or its https:// URL, got '{raw}'.")
-        if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+        if parts.path.strip("/") or parts.query or parts.fragment:
             raise ConfigError(
                 f"Input 'keyVault' must be the vault's URL alone, like https://my-vault.{conn.keyvault_suffix or 'vault.azure.net'}, got '{raw}'."
             )
-        host = parts.hostname.lower()
-        return f"https://{parts.netloc.lower()}", host.split(".")[0]
+        host = f"[{origin.host}]" if ":" in origin.host else origin.host
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{origin.scheme}://{host}{port}", origin.host.split(".")[0]
     if not _VAULT_NAME.match(raw):
         raise ConfigError(
             "Input 'keyVault' must be a vault name (3-24 letters, digits and single hyphens, starting with a letter) "
@@ -96,6 +98,8 @@ def _vault(raw: str, conn: AzureConnection) -> tuple[str, str]:
 
 
 def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
+    """Validate the AzureRM connection and the Key Vault inputs (vault, filter, concurrency, aliases,
+    multi-line mode, failOnMissingSecrets); raises ConfigError, sends nothing."""
     conn = read_connection(endpoint, CONNECTION_INPUT)
     url, name = _vault(agent.input("keyVault", required=True), conn)
     if not conn.keyvault_resource:
@@ -113,7 +117,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
                     "1-127 letters, digits and hyphens; globs add *, ? and [...]."
                 )
             patterns.append(item)
-        elif not _SECRET_NAME.match(item):
+        elif not SECRET_NAME.match(item):
             raise ConfigError(
                 f"Input 'secretsFilter' holds '{item}', which is not a Key Vault secret name (1-127 letters, digits "
                 "and hyphens). Separate names with commas; use * or a glob like db-* to match several."
@@ -129,7 +133,12 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
             "Input 'multilineSecrets' is 'file', but Agent.TempDirectory is not set, so there is no private place "
             "for the files. Run the task on an Azure Pipelines agent, or choose base64."
         )
+    missing = agent.input("failOnMissingSecrets", default="names").lower()
+    missing = {"true": "all", "false": "none"}.get(missing, missing)
+    if missing not in MISSING_CHOICES:
+        raise ConfigError(f"Input 'failOnMissingSecrets' must be one of {', '.join(MISSING_CHOICES)}, got '{missing}'.")
     return KeyVaultConfig(
+        fail_on_missing=missing,
         connection=conn,
         vault_url=url,
         vault_name=name,
@@ -143,29 +152,9 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> KeyVaultConfig:
 
 
 # -- the wire ------------------------------------------------------------------------------------------
-def _error(resp: Response) -> tuple[str, str, str]:
-    """(code, innererror code, message) of a Key Vault error body."""
-    body = resp.json()
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return "", "", resp.snippet(300)
-    inner = error.get("innererror")
-    inner_code = str(inner.get("code", "")) if isinstance(inner, dict) else ""
-    return str(error.get("code", "")), inner_code, str(error.get("message", ""))
-
-
-def _same_origin(url: str, origin: str) -> bool:
-    a, b = urlsplit(url), urlsplit(origin)
-
-    def port(parts: Any) -> int:
-        return int(parts.port or (443 if parts.scheme == "https" else 80))
-
-    return a.scheme == b.scheme and (a.hostname or "").lower() == (b.hostname or "").lower() and port(a) == port(b)
-
-
 def explain(resp: Response, config: KeyVaultConfig, action: str) -> ExchangeError:
     """Map a Key Vault refusal to what to change, with the exact command where there is one."""
-    code, inner, message = _error(resp)
+    code, inner, message = error_parts(resp)
     conn = config.connection
     flat = " ".join(message.split())
     vault_match = re.search(r"(?:Vault: |key vault ')([A-Za-z0-9-]+)", message)
@@ -240,247 +229,61 @@ def _resolves(host: str, port: int) -> bool:
     return True
 
 
-@dataclass
-class _Found:
-    name: str
-    attributes: dict[str, Any] = field(default_factory=dict)
-    value: str | None = None
-    skipped: str = ""
-
-
-def _unusable(attributes: dict[str, Any], now: float) -> str:
-    """Why a secret with these attributes is skipped, or ""."""
-
-    def iso(value: Any) -> str:
-        return dt.datetime.fromtimestamp(int(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    if attributes.get("enabled") is False:
-        return "disabled"
-    nbf, exp = attributes.get("nbf"), attributes.get("exp")
-    if isinstance(nbf, (int, float)) and nbf > now:
-        return f"not valid before {iso(nbf)}"
-    if isinstance(exp, (int, float)) and exp <= now:
-        return f"expired {iso(exp)}"
-    return ""
-
-
-class _Reader:
-    """Lists and fetches with a bounded pool of workers; stops everything at the first hard refusal."""
-
-    def __init__(self, config: KeyVaultConfig, http: Http, token: str, clock: Callable[[], float]) -> None:
-        self.config = config
-        self.http = http
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.clock = clock
-        self.pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="keyvault")
-        self.stop = threading.Event()
-        self.futures: dict[str, Future[Response | None]] = {}
-
-    def _get(self, name: str) -> Response | None:
-        if self.stop.is_set():
-            return None
-        url = f"{self.config.vault_url}/secrets/{quote(name, safe='')}?api-version={API_VERSION}"
-        return self.http.request("GET", url, service=SERVICE, headers=self.headers)
-
-    def fetch(self, name: str) -> None:
-        if name.lower() not in self.futures:
-            self.futures[name.lower()] = self.pool.submit(self._get, name)
-
-    def list(self, on_item: Callable[[str, dict[str, Any]], None]) -> None:
-        url: str | None = f"{self.config.vault_url}/secrets?api-version={API_VERSION}&maxresults={PAGE_SIZE}"
-        seen: set[str] = set()
-        while url:
-            if url in seen or len(seen) >= MAX_PAGES:
-                raise ExchangeError(f"{SERVICE} sent a paging loop at {url}; stopped listing.", service=SERVICE)
-            seen.add(url)
-            resp = self.http.request("GET", url, service=SERVICE, headers=self.headers)
-            if resp.status != 200:
-                raise explain(resp, self.config, "list its secrets")
-            body = resp.json()
-            if not isinstance(body, dict):
-                raise ExchangeError(
-                    f"{SERVICE} answered the listing with something else than JSON: {resp.snippet(200)}",
-                    service=SERVICE,
-                )
-            for item in body.get("value") or []:
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    name = item["id"].rstrip("/").rsplit("/", 1)[-1]
-                    attributes = item.get("attributes")
-                    on_item(name, attributes if isinstance(attributes, dict) else {})
-            next_link = body.get("nextLink")
-            if next_link and not _same_origin(str(next_link), self.config.vault_url):
-                raise ExchangeError(
-                    f"{SERVICE} sent a nextLink to another origin ({urlsplit(str(next_link)).netloc}); the token is only "
-                    f"sent to {self.config.vault_url}, so listing stopped.",
-                    service=SERVICE,
-                )
-            url = str(next_link) if next_link else None
-
-    def collect(self) -> dict[str, tuple[str, Response]]:
-        """name (lower) -> (name, response) for every fetch; raises at the first hard refusal."""
-        results: dict[str, tuple[str, Response]] = {}
-        for key, future in self.futures.items():
-            resp = future.result()
-            if resp is None:
-                continue
-            _code, inner, _message = _error(resp) if resp.status != 200 else ("", "", "")
-            if resp.status == 200 or resp.status == 404 or inner == "SecretDisabled":
-                results[key] = (key, resp)
-                continue
-            self.stop.set()
-            raise explain(resp, self.config, f"read secret '{key}'")
-        return results
-
-    def close(self) -> None:
-        self.stop.set()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def read_secrets(config: KeyVaultConfig, token: str, ctx: Context) -> tuple[dict[str, _Found], list[str]]:
-    """The selected secrets (values filled in, or why skipped) and the requested names that do not exist."""
-    found: dict[str, _Found] = {}
-    wanted = {n.lower(): n for n in config.names}
-    now = ctx.clock()
-
-    def selected(name: str) -> bool:
-        lowered = name.lower()
-        return lowered in wanted or any(fnmatch.fnmatchcase(lowered, p.lower()) for p in config.patterns)
-
-    http = Http(ctx.agent.raw, log=ctx.log, pool_size=config.concurrency, user_agent="OidcCredentials")
-    reader = _Reader(config, http, token, ctx.clock)
-    try:
-        if config.patterns:
-
-            def on_item(name: str, attributes: dict[str, Any]) -> None:
-                if not selected(name):
-                    return
-                entry = found.setdefault(name.lower(), _Found(name, attributes))
-                entry.skipped = _unusable(attributes, now)
-                if not entry.skipped:
-                    reader.fetch(name)
-
-            ctx.log(f"Listing the secrets of {config.vault_url} ({config.concurrency} values at a time)")
-            reader.list(on_item)
-        else:
-            for name in config.names:
-                found[name.lower()] = _Found(name)
-                reader.fetch(name)
-        responses = reader.collect()
-    finally:
-        reader.close()
-        http.close()
-    missing = [n for key, n in wanted.items() if key not in found]
-    for key, (_name, resp) in responses.items():
-        entry = found[key]
-        if resp.status == 404:
-            missing.append(entry.name)
-            del found[key]
-            continue
-        if resp.status != 200:
-            entry.skipped = "disabled"
-            continue
-        body = resp.json() if resp.status == 200 else None
-        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
-            raise ExchangeError(
-                f"{SERVICE} answered HTTP 200 for '{entry.name}' without a value.", service=SERVICE, status=200
-            )
-        raw_attributes = body.get("attributes")
-        attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
-        secret_id = body.get("id")
-        if isinstance(secret_id, str) and "/secrets/" in secret_id:
-            entry.name = secret_id.split("/secrets/", 1)[1].split("/", 1)[0] or entry.name
-        entry.skipped = _unusable(attributes, now)
-        entry.value = None if entry.skipped else body["value"]
-    return found, sorted(missing, key=str.lower)
-
-
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in value.replace("\r", "\n").split("\n") if line.strip()]
-
-
 def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    """Read the selected secrets with an Entra token bought with the job's OIDC token; map them to variables."""
     conn = config.connection
     host = urlsplit(config.vault_url).hostname or ""
     port = urlsplit(config.vault_url).port or 443
-    proxied = any(ctx.agent.raw.get(k) for k in ("HTTPS_PROXY", "https_proxy")) or ctx.http.proxies_for(
-        config.vault_url
+    resolves = ctx.http.network.proxied(config.vault_url) or ctx.http.bounded(
+        partial(_resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url, limit=30.0
     )
-    if not proxied and not _resolves(host, port):
+    if not resolves:
         raise _not_found(config, host)
     ctx.log(
         f"Requesting an Entra ID token for {conn.keyvault_resource} as app {conn.client_id} in tenant {conn.tenant_id}"
     )
     token = exchange_tokens(conn, [config.scope], tokens, ctx)[0]
-    found, missing = read_secrets(config, token.token, ctx)
+    client = KeyVaultClient(
+        config.vault_url, token.token, ctx.http, concurrency=config.concurrency, log=ctx.log, clock=ctx.clock
+    )
+    try:
+        found, missing = client.read(Selection(config.names, config.patterns))
+    except Refused as exc:
+        raise explain(exc.response, config, exc.action) from exc
+    empty_globs = [
+        p for p in config.patterns if p != "*" and not any(Selection((), (p,)).selects(e.name) for e in found.values())
+    ]
     if missing:
-        raise ExchangeError(
+        text = (
             f"{len(missing)} requested secret(s) do not exist in {config.vault_url}: {', '.join(missing)}. Check the "
-            "names in input 'secretsFilter' (a deleted secret can be recovered with az keyvault secret recover).",
-            service=SERVICE,
-            status=404,
-            code="SecretNotFound",
+            "names in input 'secretsFilter' (a deleted secret can be recovered with az keyvault secret recover)."
         )
+        if config.fail_on_missing != "none":
+            raise ExchangeError(text, service=SERVICE, status=404, code="SecretNotFound")
+        ctx.warn(text)
+    for pattern in empty_globs:
+        text = f"Input 'secretsFilter': '{pattern}' matched no secret in {config.vault_url}."
+        if config.fail_on_missing == "all":
+            raise ExchangeError(
+                text + " Input 'failOnMissingSecrets' is 'all', so the task fails.",
+                service=SERVICE,
+                code="SecretNotFound",
+            )
+        ctx.warn(text)
     requested = {n.lower() for n in config.names}
     skipped = sorted((e for e in found.values() if e.skipped), key=lambda e: e.name.lower())
     if skipped:
         text = f"Skipped {len(skipped)} secret(s): " + ", ".join(f"{e.name} ({e.skipped})" for e in skipped)
         (ctx.warn if any(e.name.lower() in requested for e in skipped) else ctx.log)(text)
-    usable = sorted((e for e in found.values() if e.value is not None), key=lambda e: e.name.lower())
-    for pattern in config.patterns:
-        if pattern != "*" and not any(fnmatch.fnmatchcase(e.name.lower(), pattern.lower()) for e in found.values()):
-            ctx.warn(f"Input 'secretsFilter': '{pattern}' matched no secret in {config.vault_url}.")
-
-    refused = [(e.name, why) for e in usable if (why := check_variable_name(e.name, allow_dash=True))]
-    explicit_refused = [name for name, _why in refused if name.lower() in requested]
-    if explicit_refused:
-        raise ConfigError(
-            f"Secret(s) {', '.join(explicit_refused)} cannot become pipeline variables: {refused[0][1]}. Rename them in "
-            "the vault."
-        )
-    if refused:
-        ctx.warn(f"Not set, because {refused[0][1]}: " + ", ".join(name for name, _ in refused))
-    refused_names = {name for name, _ in refused}
-    usable = [e for e in usable if e.name not in refused_names]
-
-    multiline = [e.name for e in usable if e.value is not None and ("\n" in e.value or "\r" in e.value)]
-    if multiline and config.multiline == "fail":
-        raise ConfigError(
-            f"Secret(s) {', '.join(multiline)} hold several lines, which the agent refuses as secret variables. Set "
-            "input 'multilineSecrets' to base64 (the variable holds the value base64-encoded) or file (the value goes "
-            "to a private file in Agent.TempDirectory, its path in <NAME>_FILE), or select other secrets."
-        )
-    variables: list[Variable] = []
-    extra_secrets: list[str] = []
-    files: list[File] = []
-    notes: list[str] = []
+    usable = [(e.name, e.value) for e in found.values() if e.value is not None]
     folder = os.path.join(config.temp_dir, f"oidc-credentials-{uuid.uuid4().hex[:12]}") if config.temp_dir else ""
-    for entry in usable:
-        value = entry.value or ""
-        alias = env_alias(entry.name)
-        alias_ok = config.aliases and alias.upper() != entry.name.upper() and check_variable_name(alias) is None
-        if entry.name in multiline:
-            extra_secrets += _lines(value)
-            encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
-            extra_secrets.append(encoded)
-            if config.multiline == "base64":
-                variables.append(Variable(entry.name, encoded, secret=True, verbatim=True))
-                if alias_ok:
-                    variables.append(Variable(alias, encoded, secret=True))
-                notes.append(f"{entry.name}: several lines, set base64-encoded")
-            else:
-                path = os.path.join(folder, entry.name)
-                files.append(File(path, value))
-                variables.append(Variable(f"{alias}_FILE", path))
-                notes.append(f"{entry.name}: several lines, written to {path} ($({alias}_FILE))")
-            continue
-        variables.append(Variable(entry.name, value, secret=True, verbatim=True))
-        if alias_ok:
-            variables.append(Variable(alias, value, secret=True))
-    ctx.log(f"Read {len(usable)} secret(s) from {config.vault_url}.")
+    policy = secret_vars.Policy(prefix=FILE_PREFIX, aliases=config.aliases, multiline=config.multiline, folder=folder)
+    planned = secret_vars.plan(usable, policy, requested=config.names, warn=ctx.warn)
+    ctx.log(f"Read {len(usable) - len(planned.refused)} secret(s) from {config.vault_url}.")
     return Outcome(
-        variables=variables,
+        variables=planned.variables,
         identity=f"app {conn.client_id} in tenant {conn.tenant_id}, vault {config.vault_url}",
-        notes=notes,
-        secrets=extra_secrets,
-        files=files,
+        notes=planned.notes,
+        secrets=planned.secrets,
+        files=planned.files,
     )
