@@ -8,6 +8,7 @@ run on a broken task.json to show ``make package`` refuses its warnings.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -105,6 +106,74 @@ def test_visible_rules_and_groups_refer_to_what_exists() -> None:
                 assert value in found[name]["options"], f"{owner}: {name} has no option {value}"
     for spec in TASK["inputs"]:
         assert spec.get("groupName", "aws") in groups
+
+
+def _runtime_required() -> set[str]:
+    """The inputs the task's code refuses to run without: ``.input("x", required=True)`` anywhere in the
+    package, and each provider's connection input (``CONNECTION_INPUT``)."""
+    found = {"provider"}
+    for path in (ROOT / "task" / "oidc_credentials").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "input"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and any(k.arg == "required" and getattr(k.value, "value", False) is True for k in node.keywords)
+            ):
+                found.add(node.args[0].value)
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "CONNECTION_INPUT" for t in node.targets
+            ):
+                assert isinstance(node.value, ast.Constant)
+                found.add(node.value.value)
+    return found
+
+
+def test_inputs_required_at_run_time_are_required_in_the_editor() -> None:
+    """The editor marks required exactly what the task fails without; a required input hidden by its
+    visibleRule is not enforced while hidden, so each one but the provider is shown only where it applies."""
+    required = {name for name, spec in inputs().items() if spec.get("required")}
+    assert required == _runtime_required()
+    assert "keyVault" in required
+    for name in required - {"provider"}:
+        assert "visibleRule" in inputs()[name], f"required input {name} must be hidden where it does not apply"
+
+
+def test_every_input_help_says_its_default_and_gives_an_example() -> None:
+    for name, spec in inputs().items():
+        text = spec["helpMarkDown"]
+        assert re.search(r"Example: `[^`]+`", text), f"input {name}: no example"
+        if "defaultValue" in spec:
+            assert f"Default: `{spec['defaultValue']}`" in text, f"input {name}: help does not name its default"
+        elif spec.get("required"):
+            assert "no default" in text, f"input {name}: help must say it has no default"
+        else:
+            assert re.search(r"Default: \S", text), f"input {name}: help does not say what happens when empty"
+        if spec["type"] == "pickList":
+            for option in spec["options"]:
+                assert f"`{option}`" in text, f"input {name}: help does not explain option {option}"
+
+
+def test_every_provider_offered_runs() -> None:
+    """Each pick-list entry is a provider module with configure and exchange, and each connection type the
+    extension contributes is the connection input of a provider offered."""
+    import importlib
+
+    from oidc_credentials.providers import PROVIDERS
+
+    offered = list(inputs()["provider"]["options"])
+    assert offered == list(PROVIDERS)
+    connection_types = set()
+    for name in offered:
+        module = importlib.import_module(PROVIDERS[name])
+        assert callable(module.configure) and callable(module.exchange), name
+        spec = inputs()[module.CONNECTION_INPUT]
+        assert re.search(rf"\bprovider = {name}\b", spec["visibleRule"]), (name, spec["visibleRule"])
+        connection_types.add(spec["type"].split(":", 1)[1])
+    assert set(endpoint_types()) <= connection_types
 
 
 # ---------------------------------------------------------------------------------- vss-extension.json
