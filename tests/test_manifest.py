@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.harness import ROOT, SCHEMAS
 
 sys.path.append(str(ROOT / "packaging"))  # appended: nothing there may shadow an installed module
 
+import icon
 import make_package
 import versioning
 
@@ -307,6 +309,7 @@ def _mini_extension(root: Path, task: dict[str, Any]) -> Path:
         shutil.copy2(ROOT / "task" / name, folder / "task" / name)
     for name in make_package.EXTENSION_FILES:
         shutil.copy2(ROOT / name, root / name)
+    icon.write(root / make_package.EXTENSION_ICON, folder / make_package.TASK_ICON)
     return root
 
 
@@ -354,3 +357,58 @@ def test_packaging_stamps_the_staged_copies_not_the_tracked_files(tmp_path: Path
     assert versioning.load_toml(source / "pyproject.toml")["project"]["version"] == "9.8.7"
     assert '__version__ = "9.8.7"' in (source / "task" / "oidc_credentials" / "__init__.py").read_text()
     assert {name: (ROOT / name).read_text(encoding="utf-8") for name in versioning.STAMPS} == tracked
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "tfx").exists(), reason="run make setup (npm ci) first")
+def test_tfx_builds_for_another_publisher(tmp_path: Path) -> None:
+    """`make package PUBLISHER=contoso-devops EXTENSION_ID=oidc-contoso`: the .vsix is that publisher's."""
+    root = _mini_extension(tmp_path / "ext", TASK)
+    vsix = make_package.tfx(tmp_path / "out", root=root, publisher="contoso-devops", extension_id="oidc-contoso")
+    assert vsix.name == f"contoso-devops.oidc-contoso-{versioning.read_version()}.vsix"
+    with zipfile.ZipFile(vsix) as archive:
+        manifest = archive.read("extension.vsixmanifest").decode("utf-8")
+        names = archive.namelist()
+    assert '<Identity Language="en-US" Id="oidc-contoso" Version="' in manifest
+    assert 'Publisher="contoso-devops"' in manifest and "oidc-credentials" not in manifest.split("<Identity")[1][:200]
+    assert "images/icon.png" in names and f"{make_package.TASK_NAME}/icon.png" in names
+    assert '"publisher": "oidc-credentials"' in (ROOT / "vss-extension.json").read_text(encoding="utf-8")  # untouched
+    with pytest.raises(make_package.PackageError, match="not a marketplace id"):
+        make_package.tfx(tmp_path / "bad", root=root, publisher="Contoso DevOps")
+
+
+def test_package_options_come_from_make_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make exports its command-line variables to the recipe, so PUBLISHER= and EXTENSION_ID= reach it."""
+    seen: dict[str, Any] = {}
+
+    def fake_tfx(output: Path, root: Path = make_package.EXTENSION, **kwargs: str) -> Path:
+        seen.update(kwargs, output=output)
+        raise make_package.PackageError("stop here")
+
+    monkeypatch.setattr(make_package, "tfx", fake_tfx)
+    monkeypatch.setattr(make_package.bundle_deps, "bundle", lambda build: build)
+    monkeypatch.setattr(make_package, "stage", lambda deps, **_kwargs: make_package.STAGE)
+    monkeypatch.setenv("PUBLISHER", "contoso-devops")
+    monkeypatch.setenv("EXTENSION_ID", "oidc-contoso")
+    assert make_package.main(["--skip-python"]) == 1
+    assert seen == {"publisher": "contoso-devops", "extension_id": "oidc-contoso", "output": make_package.DIST}
+
+
+def test_icon_is_a_drawn_128_pixel_png(tmp_path: Path) -> None:
+    from PIL import Image
+
+    extension_icon, task_icon = icon.write(tmp_path / "images" / "icon.png", tmp_path / "task" / "icon.png")
+    assert EXTENSION["icons"] == {"default": make_package.EXTENSION_ICON}
+    assert extension_icon.read_bytes() == task_icon.read_bytes()
+    with Image.open(extension_icon) as image:
+        assert image.format == "PNG" and image.size == (128, 128) and image.mode == "RGBA"
+        assert image.getpixel((0, 0))[3] == 0  # rounded corners are transparent
+        assert image.getpixel((64, 64))[3] == 255
+        colours = image.getcolors(maxcolors=128 * 128)
+        assert colours is not None and len(colours) > 50  # a drawing, not a flat square
+
+
+def test_marketplace_listing_fields() -> None:
+    assert EXTENSION["categories"] == ["Azure Pipelines"]  # one of the marketplace's Azure DevOps categories
+    assert EXTENSION["public"] is False  # shared privately with an organisation, see the README
+    tags = EXTENSION["tags"]
+    assert tags and len(set(tags)) == len(tags) and all(t.strip() == t and "," not in t for t in tags)
