@@ -45,8 +45,10 @@ EXTENSION_FILES = ("vss-extension.json", "overview.md")
 #: drawn by packaging/icon.py at build time: the marketplace icon (vss-extension.json) and the task's
 EXTENSION_ICON = "images/icon.png"
 TASK_ICON = "icon.png"
-#: a publisher's or extension's id: letters, digits and hyphens, starting with a letter or digit
+#: an extension's id (manifest reference: letters, digits and hyphens, starting with a letter or digit); a
+#: publisher's id is checked the same way, with underscores also let through for the marketplace to judge
 MARKETPLACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+PUBLISHER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 BUDGET = 40_000_000  # bytes: the issue's budget ("at most 40 MB")
 SERVER_CAP = 25 * 1024 * 1024  # Azure DevOps Server rejects extension uploads above 25 MiB
 
@@ -113,8 +115,11 @@ def tfx(output: Path, root: Path = EXTENSION, *, publisher: str = "", extension_
     """``tfx extension create`` on the staged extension, every warning an error; returns the .vsix.
 
     ``publisher`` and ``extension_id`` replace vss-extension.json's, for an organisation's own publisher."""
-    for what, value in (("publisher", publisher), ("extension id", extension_id)):
-        if value and not MARKETPLACE_ID.match(value):
+    for what, value, pattern in (
+        ("publisher", publisher, PUBLISHER_ID),
+        ("extension id", extension_id, MARKETPLACE_ID),
+    ):
+        if value and not pattern.match(value):
             raise PackageError(
                 f"the {what} '{value}' is not a marketplace id: letters, digits and hyphens, starting with a "
                 "letter or digit (the ID shown on your publisher's page, not its display name)"
