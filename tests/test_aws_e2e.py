@@ -167,22 +167,31 @@ def test_a_typo_in_the_role_name_names_both_causes_and_the_arn(ado: AzureDevOps,
     assert len(app.requests) == 1
 
 
-def _no_dns(tmp_path: Path) -> dict[str, str]:
-    """PYTHONPATH for the task's Python: a sitecustomize whose resolver knows only loopback names, so a
-    name such as sts.eu-wset-1.amazonaws.com gets the 'no such host' answer DNS gives it, without any DNS traffic."""
+def _no_dns(tmp_path: Path, *, unknown: str = "eu-wset-1") -> dict[str, str]:
+    """PYTHONPATH for the task's Python: a sitecustomize whose resolver answers 'no such host' for names
+    holding ``unknown`` (every name when it is "") and 127.0.0.1 for the others, so no DNS query leaves."""
     folder = tmp_path / "no-dns"
     folder.mkdir()
     (folder / "sitecustomize.py").write_text(
         "import socket\n"
         "_real = socket.getaddrinfo\n"
-        "def _resolve(host, *args, **kwargs):\n"
-        "    if str(host) not in ('127.0.0.1', 'localhost', '::1'):\n"
+        "def _resolve(host, port, *args, **kwargs):\n"
+        "    if str(host) in ('127.0.0.1', 'localhost', '::1'):\n"
+        "        return _real(host, port, *args, **kwargs)\n"
+        f"    if {unknown!r} in str(host):\n"
         "        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')\n"
-        "    return _real(host, *args, **kwargs)\n"
+        "    return _real('127.0.0.1', port, *args, **kwargs)\n"
         "socket.getaddrinfo = _resolve\n",
         encoding="utf-8",
     )
     return {"PYTHONPATH": str(folder)}
+
+
+def test_an_agent_without_dns_is_not_told_its_region_is_wrong(ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:
+    aws_job(job, ado, "https://sts.amazonaws.com", awsRegion="eu-west-1")
+    run = job.run(extra=_no_dns(tmp_path, unknown=""))
+    error = assert_failed_cleanly(run, "Neither the STS endpoint sts.eu-west-1.amazonaws.com nor sts.amazonaws.com")
+    assert "Fix the agent's network" in error and "does not exist" not in error
 
 
 def test_a_region_that_does_not_exist_is_named_at_once(ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:

@@ -237,6 +237,15 @@ def _name_not_resolved(exc: BaseException) -> bool:
     return False
 
 
+def resolves(host: str, port: int = 443) -> bool:
+    """Whether ``host`` resolves here (a DNS lookup, no connection)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return True
+
+
 #: getaddrinfo's "no such name" answers, as each platform numbers them
 _NO_SUCH_NAME = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, n)}
 

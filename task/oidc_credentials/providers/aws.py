@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError, ExchangeError
-from ..http import Http, Response
+from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
 from . import Context, Outcome, Variable
 
@@ -202,13 +202,24 @@ def _region_text(config: AwsConfig) -> str:
     return f"the region that serves {config.sts_url} (no region is set: neither input 'awsRegion' nor the connection's 'region')"
 
 
-def unresolved(config: AwsConfig, host: str) -> ExchangeError:
-    """The STS host does not resolve: a region that does not exist, or a wrong connection URL."""
+#: a name that resolves wherever DNS works: the control when an STS host does not
+CONTROL_HOST = "sts.amazonaws.com"
+
+
+def unresolved(config: AwsConfig, host: str, *, dns_works: bool = True) -> ExchangeError:
+    """The STS host does not resolve: a region that does not exist, or a wrong connection URL; or, when
+    ``dns_works`` is false (the control host did not resolve either), the agent's DNS itself."""
     regional = config.region and host.lower() in (
         f"sts.{config.region}.amazonaws.com",
         f"sts.{config.region}.amazonaws.com.cn",
     )
-    if regional:
+    if not dns_works:
+        message = (
+            f"Neither the STS endpoint {host} nor {CONTROL_HOST} resolves on this agent: its DNS or network is "
+            "not working (or it needs a proxy: HTTPS_PROXY or the agent's proxy settings). Fix the agent's network"
+            + (f"; if it works, check the region '{config.region}' in {config.region_from}." if regional else ".")
+        )
+    elif regional:
         message = (
             f"Region '{config.region}' (from {config.region_from}) does not exist: its STS endpoint {host} does not "
             f"resolve. Fix the region in {config.region_from}: a region code looks like eu-west-1, us-east-2 or "
@@ -323,7 +334,9 @@ def assume_role(
             )
         except ExchangeError as exc:
             if exc.code == "NameNotResolved":
-                raise unresolved(config, urlsplit(config.sts_url).hostname or "") from None
+                raise unresolved(
+                    config, urlsplit(config.sts_url).hostname or "", dns_works=resolves(CONTROL_HOST)
+                ) from None
             raise
         if resp.status == 200:
             break
