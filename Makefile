@@ -50,6 +50,7 @@ bench: setup package
 
 # dist/*.vsix (tfx, warnings are errors) + sdist + wheel (python -m build, twine check); prints the size.
 # Runtime dependencies are resolved and downloaded once per dependency set (cached under build/deps).
+# `make package PUBLISHER=<your publisher id> [EXTENSION_ID=<id>]` builds it for your own publisher.
 package: setup
 	$(PY) packaging/make_package.py
 

@@ -59,10 +59,12 @@ def run(stage: Stage) -> None:
     fresh = credential.get_token("https://management.azure.com/.default")
     print(f"  later step: AzurePipelinesCredential from AZURESUBSCRIPTION_* -> token expiring {fresh.expires_on}")
 
-    # The same app, but a connection whose name differs only in letter case from the trusted subject.
+    # The same app, but the connection was renamed to differ only in letter case from the trusted subject: it
+    # still records the subject it was created with, so the task names the characters that differ.
     wrong = stage.ado.add_connection("Azure-Prod", issuer="vstoken", tenant_id=world.tenant.tenant_id)
     other = AzureWorld(world.entra, world.tenant, world.app, wrong.id, world.issuer, world.subject, world.url)
-    failed = other.endpoint(stage.job().inputs(provider="azure", azureConnection=wrong.id)).run()
-    show("Azure: a subject that differs only in letter case (expected to fail)", failed)
-    if not failed.failed or "letter case" not in failed.errors[0]:
-        raise SystemExit("the failing Azure flow did not fail as expected")
+    recorded = {"workloadIdentityFederationIssuer": world.issuer, "workloadIdentityFederationSubject": world.subject}
+    failed = other.endpoint(stage.job().inputs(provider="azure", azureConnection=wrong.id), params=recorded).run()
+    show("Azure: a connection renamed to differ only in letter case (expected to fail)", failed)
+    if not failed.failed or "only in letter case (character 24: 'A' here, 'a' there" not in failed.errors[0]:
+        raise SystemExit("the failing Azure flow did not name the characters that differ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,14 @@ class Stage:
     @classmethod
     def start(cls) -> Stage:
         workdir = Path(tempfile.mkdtemp(prefix="oidc-demo-"))
-        ca = LocalCA(str(workdir / "ca"))
-        ado = AzureDevOps()
-        stage = cls(ca=ca, ado=ado, workdir=workdir)
-        server = Server(ado, ca=ca)
+        try:
+            ca = LocalCA(str(workdir / "ca"))
+            ado = AzureDevOps()
+            stage = cls(ca=ca, ado=ado, workdir=workdir)
+            server = Server(ado, ca=ca)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         ado.base_url = server.url
         stage.servers.append(server)
         return stage
@@ -55,10 +60,14 @@ class Stage:
         return job
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-        if self._moto is not None:
-            self._moto.stop()  # type: ignore[attr-defined]
+        """Stop every server and remove the work folder (the CA's key and certificates, the agents' temp)."""
+        try:
+            for server in self.servers:
+                server.stop()
+            if self._moto is not None:
+                self._moto.stop()  # type: ignore[attr-defined]
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def show(title: str, run: TaskRun) -> None:

@@ -5,9 +5,12 @@
 2. Bundle the runtime dependencies for every supported agent (packaging/bundle_deps.py; cached).
 3. Stage the extension in build/extension/ (vss-extension.json, overview.md) with the task folder
    build/extension/OidcCredentials/: task.json at its root, task/launcher.js,
-   task/entry.py, task/oidc_credentials/ and task/deps/ (select.py, manifest.json, the groups).
+   task/entry.py, task/oidc_credentials/ and task/deps/ (select.py, manifest.json, the groups), and
+   the icon drawn by packaging/icon.py (images/icon.png for the marketplace, icon.png for the task).
 4. ``tfx extension create`` (tfx-cli from node_modules, pinned in package.json): any line of its
    output with ``warning:`` fails the build, since tfx reports task.json problems as warnings only.
+   ``--publisher``/``--extension-id`` (or PUBLISHER=/EXTENSION_ID= from make) build it for an
+   organisation's own marketplace publisher; the sources keep theirs.
 5. Print the .vsix size against the 40 MB budget and Azure DevOps Server's 25 MiB upload cap; over
    the budget fails the build.
 6. ``python -m build`` (sdist + wheel of the CLI package) from a stamped copy of its sources in
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 import bundle_deps
+import icon
 import versioning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +42,13 @@ EXTENSION = BUILD / "extension"
 STAGE = EXTENSION / TASK_NAME
 #: files of the extension besides the task folder (vss-extension.json "content" and "icons")
 EXTENSION_FILES = ("vss-extension.json", "overview.md")
+#: drawn by packaging/icon.py at build time: the marketplace icon (vss-extension.json) and the task's
+EXTENSION_ICON = "images/icon.png"
+TASK_ICON = "icon.png"
+#: an extension's id (manifest reference: letters, digits and hyphens, starting with a letter or digit); a
+#: publisher's id is checked the same way, with underscores also let through for the marketplace to judge
+MARKETPLACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+PUBLISHER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 BUDGET = 40_000_000  # bytes: the issue's budget ("at most 40 MB")
 SERVER_CAP = 25 * 1024 * 1024  # Azure DevOps Server rejects extension uploads above 25 MiB
 
@@ -63,6 +74,7 @@ def stage(deps: Path, dest: Path = STAGE, version: str | None = None) -> Path:
     for name in EXTENSION_FILES:
         shutil.copy2(ROOT / name, dest.parent / name)
     shutil.copy2(ROOT / "task.json", dest / "task.json")
+    icon.write(dest.parent / EXTENSION_ICON, dest / TASK_ICON)
     for name in TASK_FILES:
         shutil.copy2(ROOT / "task" / name, dest / "task" / name)
     shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore)
@@ -99,8 +111,19 @@ def check_stage(folder: Path) -> None:
         )
 
 
-def tfx(output: Path, root: Path = EXTENSION) -> Path:
-    """``tfx extension create`` on the staged extension, every warning an error; returns the .vsix."""
+def tfx(output: Path, root: Path = EXTENSION, *, publisher: str = "", extension_id: str = "") -> Path:
+    """``tfx extension create`` on the staged extension, every warning an error; returns the .vsix.
+
+    ``publisher`` and ``extension_id`` replace vss-extension.json's, for an organisation's own publisher."""
+    for what, value, pattern in (
+        ("publisher", publisher, PUBLISHER_ID),
+        ("extension id", extension_id, MARKETPLACE_ID),
+    ):
+        if value and not pattern.match(value):
+            raise PackageError(
+                f"the {what} '{value}' is not a marketplace id: letters, digits and hyphens, starting with a "
+                "letter or digit (the ID shown on your publisher's page, not its display name)"
+            )
     tool = ROOT / "node_modules" / ".bin" / ("tfx.cmd" if os.name == "nt" else "tfx")
     if not tool.exists():
         raise PackageError("tfx-cli is not installed: run `make setup` (npm ci)")
@@ -120,6 +143,8 @@ def tfx(output: Path, root: Path = EXTENSION) -> Path:
         "--no-prompt",
         "--no-color",
     ]
+    argv += ["--publisher", publisher] if publisher else []
+    argv += ["--extension-id", extension_id] if extension_id else []
     proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
     text = (proc.stdout + proc.stderr).strip()
     print("\n".join("  tfx: " + line for line in text.splitlines() if line.strip()))
@@ -139,7 +164,7 @@ def size_report(vsix: Path) -> str:
     verdict = "within" if size <= BUDGET else "OVER"
     server = "fits" if size <= SERVER_CAP else "does NOT fit"
     return (
-        f"{vsix.relative_to(ROOT)}: {size / 1e6:.1f} MB ({size:,} bytes); {verdict} the 40 MB budget; "
+        f"{vsix.relative_to(ROOT) if vsix.is_relative_to(ROOT) else vsix}: {size / 1e6:.1f} MB ({size:,} bytes); {verdict} the 40 MB budget; "
         f"{server} Azure DevOps Server's 25 MiB ({SERVER_CAP:,} bytes) upload limit"
     )
 
@@ -205,6 +230,17 @@ def _has_module(name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build dist/*.vsix, the sdist and the wheel.")
     parser.add_argument("--skip-python", action="store_true", help="only the .vsix")
+    parser.add_argument(
+        "--publisher",
+        default=os.environ.get("PUBLISHER", ""),
+        help="your marketplace publisher id (default: $PUBLISHER, else vss-extension.json's)",
+    )
+    parser.add_argument(
+        "--extension-id",
+        default=os.environ.get("EXTENSION_ID", ""),
+        help="the extension's id under that publisher (default: $EXTENSION_ID, else vss-extension.json's)",
+    )
+    parser.add_argument("--output", type=Path, default=DIST, help="where the .vsix goes (default: dist/)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
@@ -220,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         deps = bundle_deps.bundle(BUILD)
         folder = stage(deps, version=version)
         print(f"staged {folder.relative_to(ROOT)}")
-        vsix = tfx(DIST)
+        if args.publisher or args.extension_id:
+            print(
+                f"publisher {args.publisher or '(vss-extension.json)'}, extension id {args.extension_id or '(vss-extension.json)'}"
+            )
+        vsix = tfx(args.output, publisher=args.publisher, extension_id=args.extension_id)
         size = vsix.stat().st_size
         print(size_report(vsix))
         if size > BUDGET:

@@ -219,6 +219,7 @@ def test_access_denied_prints_the_trust_condition(ado: AzureDevOps, ca: LocalCA,
     assert f"{issuer}:sub = sc://fabrikam/Payments/aws-prod" in message
     assert f"{issuer}:aud = api://AzureADTokenExchange" in message
     assert f'"Federated": "arn:aws:iam::123456789012:oidc-provider/{issuer}"' in message
+    assert f"the role {ROLE} does not exist in account 123456789012" in message  # the other cause
     assert len(app.requests) == 1  # not retried
 
 
@@ -290,6 +291,7 @@ def test_region_disabled(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) ->
     ) as info:
         run_exchange(ado, ca, url)
     assert info.value.status == 403
+    assert "region ''" not in str(info.value) and f"the region that serves {url} (no region is set" in str(info.value)
 
 
 def test_packed_policy_too_large(ado: AzureDevOps, ca: LocalCA, sts: tuple[Sts, str]) -> None:

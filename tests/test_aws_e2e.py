@@ -154,6 +154,101 @@ def test_access_denied_names_the_trust_condition(ado: AzureDevOps, job: AgentJob
     assert f'"{issuer}:sub": "sc://fabrikam/Payments/aws-prod"' in error
 
 
+def test_a_typo_in_the_role_name_names_both_causes_and_the_arn(ado: AzureDevOps, job: AgentJob) -> None:
+    app = Sts()
+    app.trust(ado.issuer, keys_of(ado))
+    app.add_role(ROLE, issuer_url=ado.issuer, sub="sc://fabrikam/Payments/aws-prod")
+    typo = "arn:aws:iam::123456789012:role/ado-deplyo"
+    with Server(app) as server:
+        run = aws_job(job, ado, server.url, awsRoleArn=typo).run()
+    error = assert_failed_cleanly(run, "AccessDenied")
+    assert f"the role {typo} does not exist in account 123456789012" in error
+    assert "or it exists but its trust policy does not match this token" in error
+    assert len(app.requests) == 1
+
+
+def _no_dns(tmp_path: Path, *, unknown: str = "eu-wset-1") -> dict[str, str]:
+    """PYTHONPATH for the task's Python: a sitecustomize whose resolver answers 'no such host' for names
+    holding ``unknown`` (every name when it is "") and 127.0.0.1 for the others, so no DNS query leaves."""
+    folder = tmp_path / "no-dns"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import socket\n"
+        "_real = socket.getaddrinfo\n"
+        "def _resolve(host, port, *args, **kwargs):\n"
+        "    if str(host) in ('127.0.0.1', 'localhost', '::1'):\n"
+        "        return _real(host, port, *args, **kwargs)\n"
+        f"    if {unknown!r} in str(host):\n"
+        "        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')\n"
+        "    return _real('127.0.0.1', port, *args, **kwargs)\n"
+        "socket.getaddrinfo = _resolve\n",
+        encoding="utf-8",
+    )
+    return {"PYTHONPATH": str(folder)}
+
+
+def test_an_agent_without_dns_is_not_told_its_region_is_wrong(ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:
+    aws_job(job, ado, "https://sts.amazonaws.com", awsRegion="eu-west-1")
+    run = job.run(extra=_no_dns(tmp_path, unknown=""))
+    error = assert_failed_cleanly(run, "Neither the STS endpoint sts.eu-west-1.amazonaws.com nor sts.amazonaws.com")
+    assert "Fix the agent's network" in error and "does not exist" not in error
+
+
+def test_a_region_that_does_not_exist_is_named_at_once(ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:
+    aws_job(job, ado, "https://sts.amazonaws.com", awsRegion="eu-wset-1")
+    run = job.run(extra=_no_dns(tmp_path))
+    error = assert_failed_cleanly(run, "Region 'eu-wset-1' (from input 'awsRegion') does not exist")
+    assert "its STS endpoint sts.eu-wset-1.amazonaws.com does not resolve" in error
+    assert "AWS STS: attempt" not in run.text  # a name that does not resolve is not retried
+
+
+def test_a_connection_region_that_does_not_exist_names_the_connection(
+    ado: AzureDevOps, job: AgentJob, tmp_path: Path
+) -> None:
+    conn = ado.add_connection("aws-typo")
+    job.inputs(provider="aws", awsConnection=conn.id)
+    job.endpoint(
+        conn.id, url="https://sts.amazonaws.com", scheme="None", params={"roleArn": ROLE, "region": "eu-wset-1"}
+    )
+    error = assert_failed_cleanly(
+        job.run(extra=_no_dns(tmp_path)), "Region 'eu-wset-1' (from the connection's 'region')"
+    )
+    assert "awsRegion" not in error.split(".")[0]
+
+
+def test_a_connection_url_that_does_not_resolve_names_the_url(ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:
+    aws_job(job, ado, "https://sts.eu-wset-1.amazonaws.com")
+    run = job.run(extra=_no_dns(tmp_path))
+    error = assert_failed_cleanly(
+        run, "The AWS connection's STS endpoint https://sts.eu-wset-1.amazonaws.com does not resolve"
+    )
+    assert "Fix the connection's URL" in error and "AWS STS: attempt" not in run.text
+
+
+def test_region_disabled_without_a_region_names_the_endpoint(ado: AzureDevOps, job: AgentJob) -> None:
+    app = Sts()
+    app.trust(ado.issuer, keys_of(ado))
+    app.disabled_regions.add(app.region)
+    with Server(app) as server:
+        run = aws_job(job, ado, server.url).run()
+    error = assert_failed_cleanly(run, "RegionDisabledException", f"the region that serves {server.url}")
+    assert "region ''" not in error and "no region is set" in error
+
+
+def test_an_unreferenced_connection_prints_the_sentence_not_the_json(ado: AzureDevOps, job: AgentJob) -> None:
+    conn = ado.add_connection("aws-hidden", referenced=False)
+    job.inputs(provider="aws", awsConnection=conn.id)
+    job.endpoint(conn.id, url="https://sts.amazonaws.com", scheme="None", params={"roleArn": ROLE})
+    error = assert_failed_cleanly(job.run())
+    assert (
+        f"it says (HTTP 400): There is no explicit reference to service connection {conn.id} from current stage"
+        in error
+    )
+    assert "{" not in error and '"value"' not in error and '"count"' not in error
+    assert "Fix: choose the connection in this task's connection input" in error
+    assert error.index("There is no explicit reference") < error.index("Fix:")
+
+
 def test_sts_unreachable(ado: AzureDevOps, job: AgentJob) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

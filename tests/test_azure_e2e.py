@@ -203,6 +203,15 @@ def test_7000215_secret_error(job: AgentJob, world: AzureWorld) -> None:
     assert "AADSTS7000215" in error and "OidcCredentials sends no secret" in error
 
 
+def test_500011_misspelt_resource_names_the_input_and_the_scope(job: AgentJob, world: AzureWorld) -> None:
+    job.inputs(azureScopes="https://management.azure.com/.default\nhttps://graph.microsft.com/.default")
+    error = _fail(job, world).errors[0]
+    assert "AADSTS500011" in error
+    assert "Input 'azureScopes' asks for the scope 'https://graph.microsft.com/.default'" in error
+    assert f"tenant {world.tenant.tenant_id} has no resource of that name" in error
+    assert "A scope is a resource URI followed by /.default" in error and "https://graph.microsoft.com" in error
+
+
 def test_unreachable_entra(job: AgentJob, world: AzureWorld) -> None:
     world.endpoint(
         job.inputs(provider="azure", azureConnection=world.connection_id),

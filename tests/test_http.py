@@ -223,3 +223,42 @@ def test_a_request_may_trust_a_services_own_ca(ca: LocalCA, sleeps: list[float],
         assert http.request("GET", srv.url, service="Test", ca_bundle=ca.bundle).status == 200
         with pytest.raises(ExchangeError, match="TLS verification failed"):
             http.request("GET", srv.url, service="Test")
+
+
+def _resolver(monkeypatch: pytest.MonkeyPatch, errno: int) -> list[str]:
+    """getaddrinfo answers ``errno`` for every name but loopback; returns the names asked for."""
+    real, asked = socket.getaddrinfo, []
+
+    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            asked.append(host)
+            raise socket.gaierror(errno, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return asked
+
+
+def test_a_name_that_does_not_resolve_is_not_retried(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+    asked = _resolver(monkeypatch, socket.EAI_NONAME)
+    with pytest.raises(ExchangeError, match="sts.eu-wset-1.amazonaws.com of AWS STS .* does not resolve") as info:
+        make_http(sleeps).request("POST", "https://sts.eu-wset-1.amazonaws.com/", service="AWS STS")
+    assert info.value.code == "NameNotResolved" and info.value.status is None
+    assert sleeps == [] and asked == ["sts.eu-wset-1.amazonaws.com"]
+
+
+def test_a_resolver_that_cannot_be_reached_is_retried(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+    _resolver(monkeypatch, socket.EAI_AGAIN)  # "Temporary failure in name resolution": may pass
+    with pytest.raises(ExchangeError, match="Could not reach AWS STS") as info:
+        make_http(sleeps).request("POST", "https://sts.eu-west-1.amazonaws.com/", service="AWS STS")
+    assert info.value.code == "" and len(sleeps) == 4
+
+
+def test_a_proxy_that_does_not_resolve_is_not_blamed_on_the_target(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    _resolver(monkeypatch, socket.EAI_NONAME)
+    http = make_http(sleeps, AGENT_PROXYURL="http://proxy.invalid:8080")
+    with pytest.raises(ExchangeError, match="Could not reach AWS STS") as info:
+        http.request("POST", "https://sts.eu-west-1.amazonaws.com/", service="AWS STS")
+    assert info.value.code != "NameNotResolved"

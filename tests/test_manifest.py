@@ -8,10 +8,12 @@ run on a broken task.json to show ``make package`` refuses its warnings.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.harness import ROOT, SCHEMAS
 
 sys.path.append(str(ROOT / "packaging"))  # appended: nothing there may shadow an installed module
 
+import icon
 import make_package
 import versioning
 
@@ -105,6 +108,74 @@ def test_visible_rules_and_groups_refer_to_what_exists() -> None:
                 assert value in found[name]["options"], f"{owner}: {name} has no option {value}"
     for spec in TASK["inputs"]:
         assert spec.get("groupName", "aws") in groups
+
+
+def _runtime_required() -> set[str]:
+    """The inputs the task's code refuses to run without: ``.input("x", required=True)`` anywhere in the
+    package, and each provider's connection input (``CONNECTION_INPUT``)."""
+    found = {"provider"}
+    for path in (ROOT / "task" / "oidc_credentials").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "input"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and any(k.arg == "required" and getattr(k.value, "value", False) is True for k in node.keywords)
+            ):
+                found.add(node.args[0].value)
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "CONNECTION_INPUT" for t in node.targets
+            ):
+                assert isinstance(node.value, ast.Constant)
+                found.add(node.value.value)
+    return found
+
+
+def test_inputs_required_at_run_time_are_required_in_the_editor() -> None:
+    """The editor marks required exactly what the task fails without; a required input hidden by its
+    visibleRule is not enforced while hidden, so each one but the provider is shown only where it applies."""
+    required = {name for name, spec in inputs().items() if spec.get("required")}
+    assert required == _runtime_required()
+    assert "keyVault" in required
+    for name in required - {"provider"}:
+        assert "visibleRule" in inputs()[name], f"required input {name} must be hidden where it does not apply"
+
+
+def test_every_input_help_says_its_default_and_gives_an_example() -> None:
+    for name, spec in inputs().items():
+        text = spec["helpMarkDown"]
+        assert re.search(r"Example: `[^`]+`", text), f"input {name}: no example"
+        if "defaultValue" in spec:
+            assert f"Default: `{spec['defaultValue']}`" in text, f"input {name}: help does not name its default"
+        elif spec.get("required"):
+            assert "no default" in text, f"input {name}: help must say it has no default"
+        else:
+            assert re.search(r"Default: \S", text), f"input {name}: help does not say what happens when empty"
+        if spec["type"] == "pickList":
+            for option in spec["options"]:
+                assert f"`{option}`" in text, f"input {name}: help does not explain option {option}"
+
+
+def test_every_provider_offered_runs() -> None:
+    """Each pick-list entry is a provider module with configure and exchange, and each connection type the
+    extension contributes is the connection input of a provider offered."""
+    import importlib
+
+    from oidc_credentials.providers import PROVIDERS
+
+    offered = list(inputs()["provider"]["options"])
+    assert offered == list(PROVIDERS)
+    connection_types = set()
+    for name in offered:
+        module = importlib.import_module(PROVIDERS[name])
+        assert callable(module.configure) and callable(module.exchange), name
+        spec = inputs()[module.CONNECTION_INPUT]
+        assert re.search(rf"\bprovider = {name}\b", spec["visibleRule"]), (name, spec["visibleRule"])
+        connection_types.add(spec["type"].split(":", 1)[1])
+    assert set(endpoint_types()) <= connection_types
 
 
 # ---------------------------------------------------------------------------------- vss-extension.json
@@ -238,6 +309,7 @@ def _mini_extension(root: Path, task: dict[str, Any]) -> Path:
         shutil.copy2(ROOT / "task" / name, folder / "task" / name)
     for name in make_package.EXTENSION_FILES:
         shutil.copy2(ROOT / name, root / name)
+    icon.write(root / make_package.EXTENSION_ICON, folder / make_package.TASK_ICON)
     return root
 
 
@@ -285,3 +357,58 @@ def test_packaging_stamps_the_staged_copies_not_the_tracked_files(tmp_path: Path
     assert versioning.load_toml(source / "pyproject.toml")["project"]["version"] == "9.8.7"
     assert '__version__ = "9.8.7"' in (source / "task" / "oidc_credentials" / "__init__.py").read_text()
     assert {name: (ROOT / name).read_text(encoding="utf-8") for name in versioning.STAMPS} == tracked
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "tfx").exists(), reason="run make setup (npm ci) first")
+def test_tfx_builds_for_another_publisher(tmp_path: Path) -> None:
+    """`make package PUBLISHER=contoso-devops EXTENSION_ID=oidc-contoso`: the .vsix is that publisher's."""
+    root = _mini_extension(tmp_path / "ext", TASK)
+    vsix = make_package.tfx(tmp_path / "out", root=root, publisher="contoso-devops", extension_id="oidc-contoso")
+    assert vsix.name == f"contoso-devops.oidc-contoso-{versioning.read_version()}.vsix"
+    with zipfile.ZipFile(vsix) as archive:
+        manifest = archive.read("extension.vsixmanifest").decode("utf-8")
+        names = archive.namelist()
+    assert '<Identity Language="en-US" Id="oidc-contoso" Version="' in manifest
+    assert 'Publisher="contoso-devops"' in manifest and "oidc-credentials" not in manifest.split("<Identity")[1][:200]
+    assert "images/icon.png" in names and f"{make_package.TASK_NAME}/icon.png" in names
+    assert '"publisher": "oidc-credentials"' in (ROOT / "vss-extension.json").read_text(encoding="utf-8")  # untouched
+    with pytest.raises(make_package.PackageError, match="not a marketplace id"):
+        make_package.tfx(tmp_path / "bad", root=root, publisher="Contoso DevOps")
+
+
+def test_package_options_come_from_make_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make exports its command-line variables to the recipe, so PUBLISHER= and EXTENSION_ID= reach it."""
+    seen: dict[str, Any] = {}
+
+    def fake_tfx(output: Path, root: Path = make_package.EXTENSION, **kwargs: str) -> Path:
+        seen.update(kwargs, output=output)
+        raise make_package.PackageError("stop here")
+
+    monkeypatch.setattr(make_package, "tfx", fake_tfx)
+    monkeypatch.setattr(make_package.bundle_deps, "bundle", lambda build: build)
+    monkeypatch.setattr(make_package, "stage", lambda deps, **_kwargs: make_package.STAGE)
+    monkeypatch.setenv("PUBLISHER", "contoso-devops")
+    monkeypatch.setenv("EXTENSION_ID", "oidc-contoso")
+    assert make_package.main(["--skip-python"]) == 1
+    assert seen == {"publisher": "contoso-devops", "extension_id": "oidc-contoso", "output": make_package.DIST}
+
+
+def test_icon_is_a_drawn_128_pixel_png(tmp_path: Path) -> None:
+    from PIL import Image
+
+    extension_icon, task_icon = icon.write(tmp_path / "images" / "icon.png", tmp_path / "task" / "icon.png")
+    assert EXTENSION["icons"] == {"default": make_package.EXTENSION_ICON}
+    assert extension_icon.read_bytes() == task_icon.read_bytes()
+    with Image.open(extension_icon) as image:
+        assert image.format == "PNG" and image.size == (128, 128) and image.mode == "RGBA"
+        assert image.getpixel((0, 0))[3] == 0  # rounded corners are transparent
+        assert image.getpixel((64, 64))[3] == 255
+        colours = image.getcolors(maxcolors=128 * 128)
+        assert colours is not None and len(colours) > 50  # a drawing, not a flat square
+
+
+def test_marketplace_listing_fields() -> None:
+    assert EXTENSION["categories"] == ["Azure Pipelines"]  # one of the marketplace's Azure DevOps categories
+    assert EXTENSION["public"] is False  # shared privately with an organisation, see the README
+    tags = EXTENSION["tags"]
+    assert tags and len(set(tags)) == len(tags) and all(t.strip() == t and "," not in t for t in tags)

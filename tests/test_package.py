@@ -249,6 +249,34 @@ def test_vsix_layout(vsix: Path) -> None:
     assert vsix.stat().st_size <= 40_000_000
 
 
+def test_a_package_for_another_publisher(vsix: Path, tmp_path: Path) -> None:
+    """`make package PUBLISHER=contoso-devops EXTENSION_ID=oidc-contoso`, as an admin builds it for their own
+    publisher: the .vsix is that publisher's, and holds the same task as the default build."""
+    (ROOT / "build").mkdir(exist_ok=True)
+    with open(ROOT / "build" / ".package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the stage folder is shared with the default build
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "packaging" / "make_package.py"), "--skip-python", "--output", str(tmp_path)],
+            cwd=ROOT,
+            env=dict(os.environ, PUBLISHER="contoso-devops", EXTENSION_ID="oidc-contoso"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    built = sorted(tmp_path.glob("*.vsix"))
+    assert [p.name for p in built] == [
+        vsix.name.replace("oidc-credentials.oidc-credentials-", "contoso-devops.oidc-contoso-")
+    ]
+    with zipfile.ZipFile(built[0]) as mine, zipfile.ZipFile(vsix) as default:
+        identity = re.search(r"<Identity [^>]*>", mine.read("extension.vsixmanifest").decode("utf-8"))
+        assert identity and 'Id="oidc-contoso"' in identity[0] and 'Publisher="contoso-devops"' in identity[0]
+        task_files = sorted(n for n in mine.namelist() if n.startswith(TASK + "/"))
+        assert task_files == sorted(n for n in default.namelist() if n.startswith(TASK + "/"))
+        assert mine.read(f"{TASK}/task.json") == default.read(f"{TASK}/task.json")
+        assert {"images/icon.png", f"{TASK}/icon.png"} <= set(mine.namelist())
+
+
 @pytest.mark.parametrize("version", ["3.9", "3.10", "current", "3.12", "3.13"])
 def test_aws_from_the_extracted_package(
     vsix: Path, tmp_path: Path, ado: AzureDevOps, job: AgentJob, moto_url: str, version: str

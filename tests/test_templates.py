@@ -378,6 +378,7 @@ FULL: dict[str, dict[str, Any]] = {
         "scopes": "https://graph.microsoft.com/.default",
         "name": "az",
         "script": "./deploy.sh",
+        "shell": "bash",
         "env": {"AZURE_ACCESS_TOKEN_2": "$(AZURE_ACCESS_TOKEN_2)"},
     },
     "keyvault": {
@@ -388,6 +389,7 @@ FULL: dict[str, dict[str, Any]] = {
         "multilineSecrets": "file",
         "secretEnv": {"DB_PASSWORD": "db-password"},
         "script": "./migrate.sh",
+        "shell": "pwsh",
     },
 }
 PROVIDER_SECRETS = {
@@ -411,13 +413,25 @@ def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
         assert len(steps) == 1 and "name" not in task
         return
     script = steps[1]
-    assert len(steps) == 2 and script["script"] == params["script"]
+    assert len(steps) == 2 and script[params.get("shell", "script")] == params["script"]
     env = script["env"]
     assert {k for k, v in env.items() if v == f"$({k})"} >= PROVIDER_SECRETS[name]  # every secret is mapped
     for key, value in params.get("env", {}).items():
         assert env[key] == value
     for key, value in params.get("secretEnv", {}).items():
         assert env[key] == f"$({value})"
+
+
+@pytest.mark.parametrize("name", ["aws", "azure", "keyvault"])
+@pytest.mark.parametrize("shell", ["script", "bash", "pwsh"])
+def test_the_script_runs_in_the_shell_picked(name: str, shell: str) -> None:
+    params = dict(MINIMAL[name], script="echo hi", shell=shell)
+    steps = instantiate(TEMPLATES / f"{name}.yml", params)
+    assert schema_errors({"steps": steps}) == []
+    assert [k for k in ("script", "bash", "pwsh") if k in steps[1]] == [shell]
+    assert steps[1][shell] == "echo hi" and steps[1]["env"] is not None
+    # the default is the agent's own shell (bash on Linux and macOS, cmd on Windows)
+    assert "script" in instantiate(TEMPLATES / f"{name}.yml", dict(MINIMAL[name], script="echo hi"))[1]
 
 
 def test_full_aws_inputs_map_one_to_one() -> None:
@@ -452,6 +466,7 @@ def test_full_aws_inputs_map_one_to_one() -> None:
             {"connection": "c", "keyVault": "v", "multilineSecrets": "zip"},
             "value 'zip' is not a valid value",
         ),
+        ("azure", {"connection": "c", "script": "x", "shell": "zsh"}, "value 'zsh' is not a valid value"),
     ],
 )
 def test_parameter_mistakes_are_refused(name: str, params: dict[str, Any], message: str) -> None:
@@ -499,12 +514,13 @@ def macro(value: str, variables: dict[str, str]) -> str:
 def run_script(
     step: dict[str, Any], run: TaskRun, base_env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    """A `script:` step: plain variables as environment, secret ones only through its env: mapping."""
+    """A `script:` or `bash:` step: plain variables as environment, secret ones only through its env: mapping."""
     env = dict(base_env)
     env.update({k.upper().replace(".", "_"): v for k, v in run.variables.items() if k not in run.secret_names})
     env.update({k: macro(str(v), run.variables) for k, v in step.get("env", {}).items()})
+    body = step["script"] if "script" in step else step["bash"]
     return subprocess.run(
-        ["bash", "-c", step["script"]], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        ["bash", "-c", body], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -526,6 +542,7 @@ def test_aws_template_runs_task_then_script(ado: AzureDevOps, job: AgentJob, mot
             "region": "eu-west-1",
             "sessionDuration": "900",
             "script": f'"$TEST_PYTHON" {checker}',
+            "shell": "bash",
             "env": {"TEST_PYTHON": sys.executable, "STS_URL": moto_url},
         },
     )

@@ -32,6 +32,7 @@ import email.utils
 import json as jsonlib
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -307,6 +308,15 @@ class Http:
                         service=service,
                     ) from exc
                 except self._requests.exceptions.RequestException as exc:
+                    host = urlsplit(url).hostname or ""
+                    if not isinstance(exc, self._requests.exceptions.ProxyError) and _name_not_resolved(exc):
+                        # A name that does not resolve now will not resolve in a second either: say so at once.
+                        raise ExchangeError(
+                            f"The host name {host} of {service} ({_origin(url)}) does not resolve: DNS has no such "
+                            "host. Check the host name.",
+                            service=service,
+                            code="NameNotResolved",
+                        ) from exc
                     problem = f"{type(exc).__name__}: {_short(exc)}"
                 if response is not None:
                     wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
@@ -412,6 +422,38 @@ def _within(call: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _name_not_resolved(exc: BaseException) -> bool:
+    """Whether DNS answered that the host does not exist: a ``socket.gaierror`` saying so anywhere in the
+    chain requests and urllib3 wrap it in (``NameResolutionError`` is raised from it). A resolver that could
+    not be reached (``EAI_AGAIN``) is not that: it is retried like any network error."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, socket.gaierror):
+            if item.errno in _NO_SUCH_NAME:
+                return True
+            continue
+        pending += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return False
+
+
+def resolves(host: str, port: int = 443) -> bool:
+    """Whether ``host`` resolves here (a DNS lookup, no connection)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return True
+
+
+#: getaddrinfo's "no such name" answers, as each platform numbers them
+_NO_SUCH_NAME = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, n)}
 
 
 def _short(exc: BaseException) -> str:

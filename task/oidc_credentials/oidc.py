@@ -208,9 +208,10 @@ def _explain(resp: Response, connection_id: str, connection_label: str) -> Excha
     )
     if "no explicit reference" in body.lower():
         return ExchangeError(
-            f"{SERVICE} will not issue a token for {what}: it says the connection is not referenced from this stage "
-            f"(HTTP {resp.status}: {resp.snippet(300)}). The connection must be chosen in this task's connection input "
-            "(not passed as a plain string or variable), and the pipeline must be authorised to use it.",
+            f"{SERVICE} will not issue a token for {what}; it says (HTTP {resp.status}): {_service_message(resp)}\n"
+            "The connection is not referenced from this stage. Fix: choose the connection in this task's connection "
+            "input (by name, not passed in a variable or as a plain string), and authorise this pipeline to use it "
+            "(Project settings > Service connections > the connection > Security > Pipeline permissions).",
             service=SERVICE,
             status=resp.status,
             code="NoExplicitReference",
@@ -249,6 +250,16 @@ def _explain(resp: Response, connection_id: str, connection_label: str) -> Excha
         service=SERVICE,
         status=resp.status,
     )
+
+
+def _service_message(resp: Response) -> str:
+    """The sentence an Azure DevOps error carries (``{"message": ...}``, or ``{"value": ...}``), not its JSON."""
+    body = resp.json()
+    if isinstance(body, dict):
+        for key in ("message", "value"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return " ".join(body[key].split())
+    return resp.snippet(300)
 
 
 class TokenSource:

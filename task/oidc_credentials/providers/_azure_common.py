@@ -202,7 +202,15 @@ def _subject_note(conn: AzureConnection, claims: Claims | None) -> str:
 
 
 def explain_entra(
-    code: int, description: str, status: int, conn: AzureConnection, claims: Claims | None, now: float
+    code: int,
+    description: str,
+    status: int,
+    conn: AzureConnection,
+    claims: Claims | None,
+    now: float,
+    *,
+    scope: str = "",
+    scope_from: str = "the request",
 ) -> ExchangeError:
     """Map an Entra error to the paragraph that says what was presented and what to fix."""
     desc = " ".join(description.split())
@@ -234,6 +242,13 @@ def explain_entra(
             "that the app id on it is the one holding the federated credential."
         ),
         700024: _lifetime_note(claims, now),
+        500011: (
+            f"{scope_from[0].upper()}{scope_from[1:]} asks for the scope '{scope}', and tenant {conn.tenant_id} has no "
+            "resource of that name: a typo in the resource, or an API that is not registered in this tenant. A scope "
+            "is a resource URI followed by /.default: an application ID URI such as https://management.azure.com, "
+            "https://graph.microsoft.com, https://vault.azure.net, https://storage.azure.com or api://<app id>, or "
+            "the resource app's client id (a GUID)."
+        ),
     }
     fix = fixes.get(code)
     if fix is None:
@@ -308,9 +323,13 @@ class _Assertions:
             )
 
 
-def exchange_tokens(conn: AzureConnection, scopes: list[str], tokens: TokenSource, ctx: Context) -> list[AccessToken]:
+def exchange_tokens(
+    conn: AzureConnection, scopes: list[str], tokens: TokenSource, ctx: Context, *, scope_from: str = "the request"
+) -> list[AccessToken]:
     """:func:`request_tokens` with a provider's context: its HTTP settings, warnings, clock and debug flag."""
-    return request_tokens(conn, scopes, tokens, ctx.http, warn=ctx.warn, clock=ctx.clock, verbose=ctx.agent.debug)
+    return request_tokens(
+        conn, scopes, tokens, ctx.http, warn=ctx.warn, clock=ctx.clock, verbose=ctx.agent.debug, scope_from=scope_from
+    )
 
 
 def request_tokens(
@@ -322,13 +341,14 @@ def request_tokens(
     warn: Callable[[str], None] = lambda _: None,
     clock: Callable[[], float] = time.time,
     verbose: bool = False,
+    scope_from: str = "the request",
 ) -> list[AccessToken]:
     """One Entra access token per scope, each bought with a fresh Azure DevOps OIDC token: the wire client.
 
     Goes through azure-identity's ``ClientAssertionCredential`` with ``http``'s CA bundle and proxy. A
     refusal becomes an :class:`ExchangeError` that says what the token presented and what to fix; ``warn``
     hears a token whose issuer or subject differs from what the connection records; ``verbose`` keeps
-    azure-identity's own failure logs.
+    azure-identity's own failure logs; ``scope_from`` says where the scopes came from (an input's name).
     """
     from azure.core.exceptions import AzureError, ClientAuthenticationError
     from azure.identity import ClientAssertionCredential
@@ -357,7 +377,7 @@ def request_tokens(
             except ClientAuthenticationError as exc:
                 if assertions.error is not None:
                     raise assertions.error from exc
-                raise _from_response(exc, conn, tokens, clock()) from exc
+                raise _from_response(exc, conn, tokens, clock(), scope, scope_from) from exc
             except AzureError as exc:
                 if assertions.error is not None:
                     raise assertions.error from exc
@@ -376,7 +396,9 @@ def request_tokens(
     return issued
 
 
-def _from_response(exc: Any, conn: AzureConnection, tokens: TokenSource, now: float) -> ExchangeError:
+def _from_response(
+    exc: Any, conn: AzureConnection, tokens: TokenSource, now: float, scope: str, scope_from: str
+) -> ExchangeError:
     response = getattr(exc, "response", None)
     status = int(getattr(response, "status_code", 0) or 0)
     body: Any = None
@@ -394,7 +416,9 @@ def _from_response(exc: Any, conn: AzureConnection, tokens: TokenSource, now: fl
             match = re.search(r"AADSTS(\d+)", str(body.get("error_description", "")))
             code = int(match.group(1)) if match else 0
         description = str(body.get("error_description") or body.get("error"))
-        return explain_entra(code, description, status, conn, tokens.last_claims, now)
+        return explain_entra(
+            code, description, status, conn, tokens.last_claims, now, scope=scope, scope_from=scope_from
+        )
     return ExchangeError(
         f"{SERVICE} refused the token exchange for app {conn.client_id}: {one_line(getattr(exc, 'message', '') or str(exc), 400)}",
         service=SERVICE,

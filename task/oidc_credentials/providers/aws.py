@@ -12,12 +12,13 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .. import destination
 from ..agent import AgentEnv, Endpoint
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
-from ..http import Http, Response
+from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
 from . import Context, Outcome, Variable
 
@@ -52,6 +53,8 @@ class AwsConfig:
     policy: str = ""
     policy_arns: tuple[str, ...] = ()
     allowed_accounts: tuple[str, ...] = ()
+    #: where the region came from, for messages: the input's name or the connection's field
+    region_from: str = "input 'awsRegion'"
 
     @property
     def partition(self) -> str:
@@ -101,9 +104,11 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
     if not ROLE_ARN.match(role):
         raise ConfigError(f"{where} must be an IAM role ARN like arn:aws:iam::123456789012:role/name, got '{role}'.")
     region = agent.input("awsRegion") or endpoint.param("region")
+    region_from = "input 'awsRegion'" if agent.input("awsRegion") else "the connection's 'region'"
     if region and not REGION.match(region):
-        where = "Input 'awsRegion'" if agent.input("awsRegion") else "The connection's 'region'"
-        raise ConfigError(f"{where} must be an AWS region code like eu-west-1, got '{region}'.")
+        raise ConfigError(
+            f"{region_from[0].upper()}{region_from[1:]} must be an AWS region code like eu-west-1, got '{region}'."
+        )
     session_name = agent.input("awsSessionName") or default_session_name(agent)
     if not SESSION_NAME.match(session_name):
         raise ConfigError(
@@ -146,7 +151,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
         raise ConfigError(
             f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}': {exc.reason}."
         ) from exc
-    config = AwsConfig(sts_url, role, region, session_name, duration, policy, arns, allowed)
+    config = AwsConfig(sts_url, role, region, session_name, duration, policy, arns, allowed, region_from)
     if allowed and config.account not in allowed:
         raise ConfigError(
             f"The role's account {config.account} is not in 'awsAllowedAccountIds' ({', '.join(allowed)}). "
@@ -198,6 +203,44 @@ def _trust_statement(config: AwsConfig, claims: Claims | None) -> str:
     )
 
 
+def _region_text(config: AwsConfig) -> str:
+    if config.region:
+        return f"region '{config.region}' (from {config.region_from})"
+    return f"the region that serves {config.sts_url} (no region is set: neither input 'awsRegion' nor the connection's 'region')"
+
+
+#: a name that resolves wherever DNS works: the control when an STS host does not
+CONTROL_HOST = "sts.amazonaws.com"
+
+
+def unresolved(config: AwsConfig, host: str, *, dns_works: bool = True) -> ExchangeError:
+    """The STS host does not resolve: a region that does not exist, or a wrong connection URL; or, when
+    ``dns_works`` is false (the control host did not resolve either), the agent's DNS itself."""
+    regional = config.region and host.lower() in (
+        f"sts.{config.region}.amazonaws.com",
+        f"sts.{config.region}.amazonaws.com.cn",
+    )
+    if not dns_works:
+        message = (
+            f"Neither the STS endpoint {host} nor {CONTROL_HOST} resolves on this agent: its DNS or network is "
+            "not working (or it needs a proxy: HTTPS_PROXY or the agent's proxy settings). Fix the agent's network"
+            + (f"; if it works, check the region '{config.region}' in {config.region_from}." if regional else ".")
+        )
+    elif regional:
+        message = (
+            f"Region '{config.region}' (from {config.region_from}) does not exist: its STS endpoint {host} does not "
+            f"resolve. Fix the region in {config.region_from}: a region code looks like eu-west-1, us-east-2 or "
+            "ap-southeast-2 (the console's region menu lists them)."
+        )
+    else:
+        message = (
+            f"The AWS connection's STS endpoint {config.sts_url} does not resolve ({host}: no such host). Fix the "
+            f"connection's URL: leave it {DEFAULT_STS} (the task then uses the regional endpoint of 'awsRegion'), "
+            "or give another partition's or a VPC endpoint's exact host name."
+        )
+    return ExchangeError(message, service=SERVICE, code="NameNotResolved")
+
+
 def explain(code: str, message: str, status: int, config: AwsConfig, claims: Claims | None) -> ExchangeError:
     """Map an STS error to the paragraph that says what to fix."""
     head = f"{SERVICE} AssumeRoleWithWebIdentity for {config.role_arn} failed: {code or 'HTTP ' + str(status)}"
@@ -205,7 +248,11 @@ def explain(code: str, message: str, status: int, config: AwsConfig, claims: Cla
     issuer = claims.issuer_id if claims else "<issuer>"
     aud = claims.aud if claims else "api://AzureADTokenExchange"
     fixes = {
-        "AccessDenied": "The role does not trust this token. " + _trust_statement(config, claims),
+        "AccessDenied": (
+            f"STS gives this answer for two causes: the role {config.role_arn} does not exist in account "
+            f"{config.account} (check the account id and the role name in the ARN for a typo), or it exists but "
+            "its trust policy does not match this token. " + _trust_statement(config, claims)
+        ),
         "InvalidIdentityToken": (
             f"STS did not accept the token itself. In IAM > Identity providers there must be an OpenID Connect "
             f"provider with URL https://{issuer} (exactly the token's issuer) and audience {aud}, in account "
@@ -220,7 +267,7 @@ def explain(code: str, message: str, status: int, config: AwsConfig, claims: Cla
             "usually transient: run the job again."
         ),
         "RegionDisabledException": (
-            f"STS is not activated in region '{config.region}' for account {config.account}. Activate it in IAM > "
+            f"STS is not activated in {_region_text(config)} for account {config.account}. Activate it in IAM > "
             "Account settings > Security Token Service (STS), or choose another region with 'awsRegion'."
         ),
         "ValidationError": (
@@ -283,16 +330,23 @@ def assume_role(
     that says what to fix; credentials for an account outside ``config.allowed_accounts`` are refused.
     """
     for attempt in (1, 2):
-        resp = http.request(
-            "POST",
-            config.sts_url + "/",
-            service=SERVICE,
-            data=_form(config, tokens()),
-            headers={"Accept": "application/xml"},
-            retry_if=_retry_if,
-            allowed=destination.parse(config.sts_url, what=OIDC_TOKEN),
-            credential=OIDC_TOKEN,
-        )
+        try:
+            resp = http.request(
+                "POST",
+                config.sts_url + "/",
+                service=SERVICE,
+                data=_form(config, tokens()),
+                headers={"Accept": "application/xml"},
+                retry_if=_retry_if,
+                allowed=destination.parse(config.sts_url, what=OIDC_TOKEN),
+                credential=OIDC_TOKEN,
+            )
+        except ExchangeError as exc:
+            if exc.code == "NameNotResolved":
+                raise unresolved(
+                    config, urlsplit(config.sts_url).hostname or "", dns_works=resolves(CONTROL_HOST)
+                ) from exc
+            raise
         if resp.status == 200:
             break
         code, message = sts_error(resp)

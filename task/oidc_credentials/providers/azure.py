@@ -79,7 +79,7 @@ def exchange(config: AzureConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     )
     for note in config.rewritten:
         ctx.log(f"Scope for this connection's cloud: {note}")
-    return to_outcome(config, exchange_tokens(conn, list(config.scopes), tokens, ctx))
+    return to_outcome(config, exchange_tokens(conn, list(config.scopes), tokens, ctx, scope_from="input 'azureScopes'"))
 
 
 def to_outcome(config: AzureConfig, issued: list[AccessToken]) -> Outcome:
