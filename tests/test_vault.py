@@ -4,7 +4,6 @@ stand-in's token, KV v2 and v1 reads, the variables a later step uses, revocatio
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +61,8 @@ class VaultWorld:
         )
 
 
-@pytest.fixture
-def world(openbao: OpenBao, ado: AzureDevOps) -> Iterator[VaultWorld]:
+def make_world(openbao: OpenBao, ado: AzureDevOps) -> VaultWorld:
+    """OpenBao set up for the stand-in's org: KV v2 and v1 secrets, a read policy, JWT auth and a role."""
     openbao.kv("kv1", 1)
     openbao.put("secret", "ado/app", {"db_password": DB_PASSWORD, "user": "app-user-7"})
     openbao.put("kv1", "legacy", {"api_key": API_KEY})
@@ -72,7 +71,12 @@ def world(openbao: OpenBao, ado: AzureDevOps) -> Iterator[VaultWorld]:
     openbao.configure_jwt("jwt", ado.issuer, [ado.public_pem()])
     world = VaultWorld(openbao, ado, conn)
     world.role()
-    yield world
+    return world
+
+
+@pytest.fixture
+def vw(openbao: OpenBao, ado: AzureDevOps) -> VaultWorld:
+    return make_world(openbao, ado)
 
 
 def assert_clean(run: TaskRun) -> None:
@@ -81,10 +85,10 @@ def assert_clean(run: TaskRun) -> None:
         assert secret not in run.text
 
 
-def test_login_read_use_and_revoke(world: VaultWorld, job: AgentJob) -> None:
-    run = world.job(job).run()
+def test_login_read_use_and_revoke(vw: VaultWorld, job: AgentJob) -> None:
+    run = vw.job(job).run()
     assert not run.failed, run.text
-    assert run.variables["VAULT_ADDR"] == world.bao.addr and "VAULT_ADDR" not in run.secret_names
+    assert run.variables["VAULT_ADDR"] == vw.bao.addr and "VAULT_ADDR" not in run.secret_names
     assert run.secret_names == {"VAULT_TOKEN", "DB_PASSWORD", "APP_USER", "LEGACY_API_KEY", "APP_JSON"}
     assert run.variables["DB_PASSWORD"] == DB_PASSWORD
     assert run.variables["APP_USER"] == "app-user-7"
@@ -95,20 +99,20 @@ def test_login_read_use_and_revoke(world: VaultWorld, job: AgentJob) -> None:
 
     # a later step: the emitted token reads a secret itself
     token = run.variables["VAULT_TOKEN"]
-    status, body = world.bao.api("GET", "secret/data/ado/app", token=token)
+    status, body = vw.bao.api("GET", "secret/data/ado/app", token=token)
     assert status == 200 and body is not None and body["data"]["data"]["db_password"] == DB_PASSWORD
     # and may read nothing else
-    assert world.bao.api("GET", "kv1/other", token=token)[0] == 403
+    assert vw.bao.api("GET", "kv1/other", token=token)[0] == 403
 
     # the end of the job: the post-job hook revokes it, and Vault then rejects it
-    env = {"INPUT_VAULTCONNECTION": world.conn.id, "AGENT_TEMPDIRECTORY": job.env["AGENT_TEMPDIRECTORY"]}
-    config = vault.configure(AgentEnv(env), Endpoint(world.conn.id, world.bao.addr, "None", {"ROLE": ROLE}))
+    env = {"INPUT_VAULTCONNECTION": vw.conn.id, "AGENT_TEMPDIRECTORY": job.env["AGENT_TEMPDIRECTORY"]}
+    config = vault.configure(AgentEnv(env), Endpoint(vw.conn.id, vw.bao.addr, "None", {"ROLE": ROLE}))
     lines: list[str] = []
     http = Http({}, log=lines.append)
     try:
         vault.post(config, token, Context(agent=AgentEnv(env), http=http, log=lines.append, warn=lines.append))
-        assert world.bao.api("GET", "auth/token/lookup-self", token=token)[0] == 403
-        assert world.bao.api("GET", "secret/data/ado/app", token=token)[0] == 403
+        assert vw.bao.api("GET", "auth/token/lookup-self", token=token)[0] == 403
+        assert vw.bao.api("GET", "secret/data/ado/app", token=token)[0] == 403
         assert lines[-1].startswith("Revoked the job's Vault token")
         vault.post(config, token, Context(agent=AgentEnv(env), http=http, log=lines.append, warn=lines.append))
         assert "already revoked" in lines[-1]  # a second run (a retried post step) is harmless
@@ -116,11 +120,11 @@ def test_login_read_use_and_revoke(world: VaultWorld, job: AgentJob) -> None:
         http.close()
 
 
-def test_no_secrets_gives_the_token_only(world: VaultWorld, job: AgentJob) -> None:
-    run = world.job(job, secrets="").run()
+def test_no_secrets_gives_the_token_only(vw: VaultWorld, job: AgentJob) -> None:
+    run = vw.job(job, secrets="").run()
     assert not run.failed, run.text
     assert set(run.variables) == {"VAULT_ADDR", "VAULT_TOKEN"}
-    assert world.bao.api("GET", "auth/token/lookup-self", token=run.variables["VAULT_TOKEN"])[0] == 200
+    assert vw.bao.api("GET", "auth/token/lookup-self", token=run.variables["VAULT_TOKEN"])[0] == 200
 
 
 # -- errors: login ----------------------------------------------------------------------------------
@@ -133,75 +137,75 @@ def failed(run: TaskRun) -> str:
     return run.errors[0]
 
 
-def test_role_not_found(world: VaultWorld, job: AgentJob) -> None:
-    world.bao.ok("DELETE", f"auth/jwt/role/{ROLE}")
-    message = failed(world.job(job).run())
+def test_role_not_found(vw: VaultWorld, job: AgentJob) -> None:
+    vw.bao.ok("DELETE", f"auth/jwt/role/{ROLE}")
+    message = failed(vw.job(job).run())
     assert f'role "{ROLE}" could not be found' in message
-    assert f"vault write auth/jwt/role/{ROLE} role_type=jwt" in message and f"bound_subject={world.subject}" in message
+    assert f"vault write auth/jwt/role/{ROLE} role_type=jwt" in message and f"bound_subject={vw.subject}" in message
 
 
-def test_no_audience_bound(world: VaultWorld, job: AgentJob) -> None:
-    world.role(bound_audiences=None)
-    message = failed(world.job(job).run())
+def test_no_audience_bound(vw: VaultWorld, job: AgentJob) -> None:
+    vw.role(bound_audiences=None)
+    message = failed(vw.job(job).run())
     assert "no audiences bound" in message and "bound_audiences=api://AzureADTokenExchange" in message
 
 
-def test_audience_mismatch(world: VaultWorld, job: AgentJob) -> None:
-    world.role(bound_audiences=["https://vault.example.com"])
-    message = failed(world.job(job).run())
+def test_audience_mismatch(vw: VaultWorld, job: AgentJob) -> None:
+    vw.role(bound_audiences=["https://vault.example.com"])
+    message = failed(vw.job(job).run())
     assert (
         "invalid audience" in message and f"auth/jwt/role/{ROLE} bound_audiences=api://AzureADTokenExchange" in message
     )
 
 
 @pytest.mark.parametrize("binding", ["bound_subject", "bound_claims"])
-def test_claim_mismatch_shows_the_tokens_subject(world: VaultWorld, job: AgentJob, binding: str) -> None:
+def test_claim_mismatch_shows_the_tokens_subject(vw: VaultWorld, job: AgentJob, binding: str) -> None:
     if binding == "bound_subject":
-        world.role(bound_subject="sc://fabrikam/Payments/another-connection")
+        vw.role(bound_subject="sc://fabrikam/Payments/another-connection")
     else:
-        world.role(bound_subject=None, bound_claims={"sub": "sc://other-org/*"}, bound_claims_type="glob")
-    message = failed(world.job(job).run())
-    assert f"its sub is {world.subject}" in message and "Vault says:" in message
+        vw.role(bound_subject=None, bound_claims={"sub": "sc://other-org/*"}, bound_claims_type="glob")
+    message = failed(vw.job(job).run())
+    assert f"its sub is {vw.subject}" in message and "Vault says:" in message
 
 
-def test_untrusted_issuer(world: VaultWorld, job: AgentJob) -> None:
-    world.bao.configure_jwt("jwt", "https://vstoken.dev.azure.com/another-org", [world.ado.public_pem()])
-    message = failed(world.job(job).run())
-    assert "invalid issuer" in message and f"bound_issuer={world.ado.issuer}" in message
+def test_untrusted_issuer(vw: VaultWorld, job: AgentJob) -> None:
+    vw.bao.configure_jwt("jwt", "https://vstoken.dev.azure.com/another-org", [vw.ado.public_pem()])
+    message = failed(vw.job(job).run())
+    assert "invalid issuer" in message and f"bound_issuer={vw.ado.issuer}" in message
 
 
-def test_unreachable_server(world: VaultWorld, job: AgentJob) -> None:
+def test_unreachable_server(vw: VaultWorld, job: AgentJob) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    message = failed(world.job(job, url=f"http://127.0.0.1:{port}").run(timeout=120))
+    message = failed(vw.job(job, url=f"http://127.0.0.1:{port}").run(timeout=120))
     assert "Could not reach Vault" in message and "running and reachable" in message
 
 
 # -- errors: reading ------------------------------------------------------------------------------
 
 
-def test_permission_denied_names_the_path_and_capability(world: VaultWorld, job: AgentJob) -> None:
-    world.bao.put("secret", "team/other", {"x": "y"})
-    run = world.job(job, secrets="secret/team/other x | OTHER").run()
+def test_permission_denied_names_the_path_and_capability(vw: VaultWorld, job: AgentJob) -> None:
+    vw.bao.put("secret", "team/other", {"x": "y"})
+    run = vw.job(job, secrets="secret/team/other x | OTHER").run()
     message = failed(run)
     assert 'path "secret/data/team/other" { capabilities = ["read"] }' in message
     assert "Revoked the Vault token" in run.text  # no live token is left behind by a failed task
 
 
-def test_kv1_path_written_the_kv2_way(world: VaultWorld, job: AgentJob) -> None:
-    message = failed(world.job(job, secrets="kv1/data/legacy api_key | KEY").run())
+def test_kv1_path_written_the_kv2_way(vw: VaultWorld, job: AgentJob) -> None:
+    message = failed(vw.job(job, secrets="kv1/data/legacy api_key | KEY").run())
     assert "kv1/ is KV version 1" in message and "write the path as kv1/legacy" in message
 
 
-def test_kv2_metadata_path(world: VaultWorld, job: AgentJob) -> None:
-    world.bao.policy("ado-read", POLICY + 'path "secret/metadata/ado/*" { capabilities = ["read"] }\n')
-    message = failed(world.job(job, secrets="secret/metadata/ado/app user | U").run())
+def test_kv2_metadata_path(vw: VaultWorld, job: AgentJob) -> None:
+    vw.bao.policy("ado-read", POLICY + 'path "secret/metadata/ado/*" { capabilities = ["read"] }\n')
+    message = failed(vw.job(job, secrets="secret/metadata/ado/app user | U").run())
     assert "secret/ is KV version 2" in message and "secret/ado/app" in message
 
 
-def test_missing_field_lists_the_fields(world: VaultWorld, job: AgentJob) -> None:
-    message = failed(world.job(job, secrets="secret/ado/app password | P").run())
+def test_missing_field_lists_the_fields(vw: VaultWorld, job: AgentJob) -> None:
+    message = failed(vw.job(job, secrets="secret/ado/app password | P").run())
     assert "has no field 'password'" in message and "db_password, user" in message
     assert DB_PASSWORD not in message
 
@@ -223,15 +227,13 @@ def test_missing_field_lists_the_fields(world: VaultWorld, job: AgentJob) -> Non
         ("../sys/seal x | X", "is not a secret path"),
     ],
 )
-def test_bad_secret_lines_are_refused_before_sending(
-    world: VaultWorld, job: AgentJob, line: str, expected: str
-) -> None:
-    run = world.job(job, secrets=line).run()
+def test_bad_secret_lines_are_refused_before_sending(vw: VaultWorld, job: AgentJob, line: str, expected: str) -> None:
+    run = vw.job(job, secrets=line).run()
     message = failed(run)
     assert expected in message
-    assert not any(r["path"].endswith("/oidctoken") for r in world.ado.requests), "nothing was sent"
+    assert not any(r["path"].endswith("/oidctoken") for r in vw.ado.requests), "nothing was sent"
 
 
-def test_plain_http_to_a_remote_vault_is_refused(world: VaultWorld, job: AgentJob) -> None:
-    message = failed(world.job(job, url="http://vault.example.com:8200").run())
+def test_plain_http_to_a_remote_vault_is_refused(vw: VaultWorld, job: AgentJob) -> None:
+    message = failed(vw.job(job, url="http://vault.example.com:8200").run())
     assert "must be https" in message
