@@ -10,7 +10,7 @@ import time
 from demo.stage import Stage
 
 #: one module per flow, each with run(stage); they raise SystemExit when something is wrong
-FLOWS = ["demo.aws", "demo.azure", "demo.keyvault"]
+FLOWS = ["demo.aws", "demo.azure", "demo.keyvault", "demo.gcp", "demo.vault"]
 
 
 def main() -> int:
