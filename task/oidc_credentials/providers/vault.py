@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -274,7 +274,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> VaultConfig:
     namespace = agent.input("vaultNamespace") or endpoint.param("namespace")
     if namespace and not _NAMESPACE.match(namespace):
         raise ConfigError(f"The Vault namespace must look like 'admin' or 'admin/team', got '{namespace}'.")
-    secrets = parse_secrets(agent.input("vaultSecrets"))
+    refs = parse_secrets(agent.input("vaultSecrets"))
     ca = agent.input("vaultCaCertificate")
     ca_pem = ca_path = ""
     temp = agent.variable("Agent.TempDirectory")
@@ -284,15 +284,14 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> VaultConfig:
         if not temp:
             raise ConfigError("Agent.TempDirectory is not set, so there is nowhere to keep the CA bundle for Vault.")
         ca_pem = ca.strip() + "\n"
-        digest = hashlib.sha256(ca_pem.encode()).hexdigest()[:12]
-        ca_path = os.path.join(temp, "oidc-credentials", f"vault-ca-{digest}.pem")
+        ca_path = os.path.join(temp, "oidc-credentials", f"vault-ca-{secrets.token_hex(6)}.pem")
     elif ca:
         if not os.path.isfile(ca):
             raise ConfigError(
                 f"Input 'vaultCaCertificate' must be PEM text or the path of a PEM file on the agent; '{ca}' is not a file."
             )
         ca_path = os.path.abspath(ca)
-    return VaultConfig(address, role, mount, namespace, secrets, ca_pem, ca_path, temp)
+    return VaultConfig(address, role, mount, namespace, refs, ca_pem, ca_path, temp)
 
 
 def server_of(config: VaultConfig) -> VaultServer:
