@@ -48,6 +48,17 @@ def credentials(url: str, wp: WorkloadProvider, token_file: str, tmp_path: Path,
     return identity_pool.Credentials.from_file(str(path), scopes=["https://www.googleapis.com/auth/cloud-platform"])
 
 
+def impersonating(url: str, wp: WorkloadProvider, token_file: str, tmp_path: Path, lifetime: int = 3600) -> Any:
+    return credentials(
+        url,
+        wp,
+        token_file,
+        tmp_path,
+        service_account_impersonation_url=f"{url}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
+        service_account_impersonation={"token_lifetime_seconds": lifetime},
+    )
+
+
 def test_google_auth_gets_a_federated_token(stage: Any, tmp_path: Path) -> None:
     google, url, wp, token_file = stage
     creds = credentials(url, wp, token_file, tmp_path)
@@ -59,14 +70,7 @@ def test_google_auth_gets_a_federated_token(stage: Any, tmp_path: Path) -> None:
 
 def test_google_auth_impersonates(stage: Any, tmp_path: Path) -> None:
     google, url, wp, token_file = stage
-    creds = credentials(
-        url,
-        wp,
-        token_file,
-        tmp_path,
-        service_account_impersonation_url=f"{url}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
-        service_account_impersonation={"token_lifetime_seconds": 1200},
-    )
+    creds = impersonating(url, wp, token_file, tmp_path, lifetime=1200)
     creds.refresh(Request())
     issued = google.who(creds.token)
     assert issued is not None and issued.principal == f"serviceAccount:{SA}"
@@ -88,12 +92,6 @@ def test_google_auth_reports_a_refused_exchange(stage: Any, tmp_path: Path) -> N
 def test_google_auth_reports_a_refused_impersonation(stage: Any, tmp_path: Path) -> None:
     google, url, wp, token_file = stage
     google.accounts[SA].token_creators.clear()
-    creds = credentials(
-        url,
-        wp,
-        token_file,
-        tmp_path,
-        service_account_impersonation_url=f"{url}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
-    )
+    creds = impersonating(url, wp, token_file, tmp_path)
     with pytest.raises(exceptions.RefreshError, match="iam.serviceAccounts.getAccessToken"):
         creds.refresh(Request())

@@ -97,6 +97,20 @@ def parse_error(resp: Response) -> GoogleError:
     return GoogleError(resp.status, "", "")
 
 
+def _required(body: Any, name: str, service: str, hint: str) -> str:
+    """The string field ``name`` of a 200 answer; else an error naming the fields there (never their values)."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, str) and value:
+        return value
+    raise ExchangeError(
+        f"{service} answered HTTP 200 without {name} (fields: "
+        + (", ".join(map(str, body)) if isinstance(body, dict) else "none, not a JSON object")
+        + f"): {hint}.",
+        service=service,
+        status=200,
+    )
+
+
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -122,15 +136,7 @@ def sts_exchange(
     if resp.status != 200:
         return parse_error(resp)
     body = resp.json()
-    token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise ExchangeError(
-            f"{STS_SERVICE} answered HTTP 200 without an access_token (fields: "
-            + (", ".join(map(str, body)) if isinstance(body, dict) else "none, not a JSON object")
-            + f"). Check the connection's URL ({token_url}): it must be Google's STS endpoint.",
-            service=STS_SERVICE,
-            status=200,
-        )
+    token = _required(body, "access_token", STS_SERVICE, f"the connection's URL ({token_url}) must be Google's STS")
     try:
         expires_in = int(body.get("expires_in") or 3600)
     except (TypeError, ValueError):
@@ -166,13 +172,7 @@ def generate_access_token(
     if resp.status != 200:
         return parse_error(resp)
     body = resp.json()
-    token = body.get("accessToken") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise ExchangeError(
-            f"{IAM_SERVICE} answered HTTP 200 without an accessToken. Check the IAM Credentials endpoint ({iam_url}).",
-            service=IAM_SERVICE,
-            status=200,
-        )
+    token = _required(body, "accessToken", IAM_SERVICE, f"'gcpIamCredentialsUrl' ({iam_url}) must be IAM Credentials")
     return AccessToken(token, str(body.get("expireTime") or ""))
 
 
@@ -193,11 +193,7 @@ def generate_id_token(
     resp = _iam_call(http, url, federated_token, payload)
     if resp.status != 200:
         return parse_error(resp)
-    body = resp.json()
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise ExchangeError(f"{IAM_SERVICE} answered HTTP 200 without a token.", service=IAM_SERVICE, status=200)
-    return token
+    return _required(resp.json(), "token", IAM_SERVICE, f"'gcpIamCredentialsUrl' ({iam_url}) must be IAM Credentials")
 
 
 # -- configuration -----------------------------------------------------------------------------
