@@ -310,3 +310,22 @@ def test_namespace_is_sent_and_exported(openbao: OpenBao, ado: AzureDevOps, job:
     job.env[f"ENDPOINT_AUTH_PARAMETER_{conn.id}_NAMESPACE"] = ""
     job.endpoint(conn.id, url=openbao.addr, scheme="None", params={"role": "team-role"})
     assert "could not be found" in failed(job.run())
+
+
+def test_fixture_trusts_the_stand_in_by_its_jwks_url(
+    openbao: OpenBao, ado: AzureDevOps, ca: Any, job: AgentJob
+) -> None:
+    """configure_jwt with a JWKS URL: OpenBao fetches the stand-in's keys over https (its CA given)."""
+    conn = ado.add_connection("vault-jwks")
+    openbao.configure_jwt(
+        "jwt-jwks",
+        ado.issuer,
+        f"{ado.base_url}/.well-known/jwks",
+        jwks_ca_pem=Path(ca.bundle).read_text(),
+        roles={"r": {"bound_audiences": ["api://AzureADTokenExchange"], "bound_subject": ado.subject(conn)}},
+    )
+    job.inputs(provider="vault", vaultConnection=conn.id, vaultMountPath="jwt-jwks")
+    job.endpoint(conn.id, url=openbao.addr, scheme="None", params={"role": "r"})
+    run = job.run()
+    assert not run.failed, run.text
+    assert openbao.api("GET", "auth/token/lookup-self", token=run.variables["VAULT_TOKEN"])[0] == 200
