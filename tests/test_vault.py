@@ -4,17 +4,15 @@ stand-in's token, KV v2 and v1 reads, the variables a later step uses, revocatio
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from oidc_credentials.agent import AgentEnv, Endpoint
-from oidc_credentials.http import Http
-from oidc_credentials.providers import Context, vault
 
-from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
+from tests.harness import ROOT, AgentJob, TaskRun, unregistered_secret_lines
 from tests.openbao import OpenBao, start
 from tests.standins.ado import AzureDevOps, Connection
 
@@ -25,6 +23,7 @@ POLICY = """
 path "secret/data/ado/*" { capabilities = ["read"] }
 path "kv1/legacy" { capabilities = ["read"] }
 """
+POST_JS = ROOT / "task" / "post.js"
 SECRETS = """
 secret/ado/app db_password | DB_PASSWORD
 secret/data/ado/app user | APP_USER
@@ -106,20 +105,25 @@ def test_login_read_use_and_revoke(vw: VaultWorld, job: AgentJob) -> None:
     # and may read nothing else
     assert vw.bao.api("GET", "kv1/other", token=token)[0] == 403
 
-    # the end of the job: the post-job hook revokes it, and Vault then rejects it
-    env = {"INPUT_VAULTCONNECTION": vw.conn.id, "AGENT_TEMPDIRECTORY": job.env["AGENT_TEMPDIRECTORY"]}
-    config = vault.configure(AgentEnv(env), Endpoint(vw.conn.id, vw.bao.addr, "None", {"ROLE": ROLE}))
-    lines: list[str] = []
-    http = Http({}, log=lines.append)
-    try:
-        vault.post(config, token, Context(agent=AgentEnv(env), http=http, log=lines.append, warn=lines.append))
-        assert vw.bao.api("GET", "auth/token/lookup-self", token=token)[0] == 403
-        assert vw.bao.api("GET", "secret/data/ado/app", token=token)[0] == 403
-        assert lines[-1].startswith("Revoked the job's Vault token")
-        vault.post(config, token, Context(agent=AgentEnv(env), http=http, log=lines.append, warn=lines.append))
-        assert "already revoked" in lines[-1]  # a second run (a retried post step) is harmless
-    finally:
-        http.close()
+    # the end of the job: the post-job step (task/post.js) revokes it, and Vault then rejects it
+    # a later step re-pointed VAULT_ADDR: the post-job step still uses the connection's address
+    done = post_step(job, run, VAULT_ADDR="http://127.0.0.1:9")
+    assert not done.failed, done.text
+    assert f"Revoked the job's Vault token at {vw.bao.addr}" in done.text
+    assert vw.bao.api("GET", "auth/token/lookup-self", token=token)[0] == 403
+    assert vw.bao.api("GET", "secret/data/ado/app", token=token)[0] == 403
+    assert not list(Path(job.env["AGENT_TEMPDIRECTORY"]).rglob("state.json"))
+
+
+def post_step(job: AgentJob, run: TaskRun, **extra: str) -> TaskRun:
+    """The agent's post-job step for this task: its task variables, the job's variables (secret ones as SECRET_*)."""
+    env = {k: v for k, v in job.env.items() if not k.startswith("INPUT_")}
+    env.update({f"VSTS_TASKVARIABLE_{k}": v for k, v in run.task_variables.items()})
+    for name, value in run.variables.items():
+        env[("SECRET_" if name in run.secret_names else "") + name.upper()] = value
+    env.update(extra)
+    proc = subprocess.run(["node", str(POST_JS)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    return TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
 
 
 def test_no_secrets_gives_the_token_only(vw: VaultWorld, job: AgentJob) -> None:
@@ -265,6 +269,12 @@ def test_vault_over_tls_with_its_own_ca_then_sealed(tls_bao: OpenBao, ado: Azure
     assert run.variables["APP_USER"] == "app-user-7"
     ca_file = Path(run.variables["VAULT_CACERT"])
     assert ca_file.read_text().strip() == pem.strip() and ca_file.is_relative_to(job.env["AGENT_TEMPDIRECTORY"])
+    # the post-job step deletes the CA file before its hook runs, and still revokes over TLS
+    done = post_step(job, run)
+    assert "Revoked the job's Vault token" in done.text and not ca_file.exists()
+    assert tls_bao.api("GET", "auth/token/lookup-self", token=run.variables["VAULT_TOKEN"])[0] == 403
+    run = vw.job(job, secrets="secret/ado/app user | APP_USER", vaultCaCertificate=pem).run()
+    ca_file = Path(run.variables["VAULT_CACERT"])
 
     tls_bao.seal()
     try:

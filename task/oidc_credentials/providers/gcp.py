@@ -14,7 +14,6 @@ inputs to it and its results to pipeline variables and an ``external_account`` c
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
+from ..text import iso_utc
 from . import Context, File, Outcome, Variable
 
 TITLE = "Google Cloud"
@@ -109,10 +109,6 @@ def _required(body: Any, name: str, service: str, hint: str) -> str:
         service=service,
         status=200,
     )
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sts_exchange(
@@ -475,7 +471,7 @@ def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     result = sts_exchange(ctx.http, config.token_url, audience=config.audience, subject_token=subject_token)
     if isinstance(result, GoogleError):
         raise explain_sts(result, config, claims)
-    now = dt.datetime.fromtimestamp(ctx.clock(), dt.timezone.utc)
+    now = ctx.clock()
     notes: list[str] = []
     id_token = ""
     if config.service_account:
@@ -506,7 +502,7 @@ def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
             id_token = got
         identity = config.service_account
     else:
-        access = AccessToken(result.access_token, _iso(now + dt.timedelta(seconds=result.expires_in)))
+        access = AccessToken(result.access_token, iso_utc(now + result.expires_in))
         subject = claims.sub if claims else "<subject>"
         identity = config.principal(subject)
         notes.append(

@@ -14,7 +14,6 @@ inputs to it and its results to pipeline variables; ``post`` revokes the token w
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from ..errors import ConfigError, ExchangeError, TaskError
 from ..files import write_private
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
+from ..text import iso_utc
 from ..vso import check_variable_name
 from . import Context, File, Outcome, Variable
 
@@ -532,10 +532,7 @@ def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
         variables.append(Variable("VAULT_CACERT", config.ca_path))
     variables.append(Variable("VAULT_TOKEN", login.token, secret=True))
     variables += [Variable(ref.variable, value, secret=True) for ref, value in zip(config.secrets, values)]
-    expires = ""
-    if login.lease_duration:
-        when = dt.datetime.fromtimestamp(ctx.clock() + login.lease_duration, dt.timezone.utc)
-        expires = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = iso_utc(ctx.clock() + login.lease_duration) if login.lease_duration else ""
     files = [File(config.ca_path, config.ca_pem)] if config.ca_pem else []
     return Outcome(
         variables=variables,
@@ -543,22 +540,59 @@ def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
         expires=expires,
         notes=["The Vault token is revoked when the job ends (the task's post-job step)."],
         files=files,
+        post=post_data(config),
     )
 
 
 # -- end of job --------------------------------------------------------------------------------
-def post(config: VaultConfig, token: str, ctx: Context) -> None:
-    """Revoke the job's Vault token at the address the connection names (never one a variable names)."""
-    if not token:
-        ctx.log("No Vault token to revoke.")
+def post_data(config: VaultConfig) -> dict[str, Any]:
+    """What the post-job step needs to revoke the token: where Vault is. Never the token itself."""
+    data: dict[str, Any] = {"address": config.address, "namespace": config.namespace.strip("/")}
+    if config.ca_pem:
+        data["ca_pem"] = config.ca_pem  # a CA certificate is public; the post-job step deletes the task's copy first
+    elif config.ca_path:
+        data["ca_path"] = config.ca_path
+    return data
+
+
+def post(data: dict[str, Any], ctx: Context) -> None:
+    """The post-job hook: revoke the job's Vault token (the secret VAULT_TOKEN the task set) at the recorded
+    address, which came from the service connection, never from a variable a later step could change."""
+    address = str(data.get("address") or "")
+    if not address:
+        ctx.warn("The post-job state names no Vault address; the job's Vault token was not revoked.")
         return
-    server = server_of(config)
-    if config.ca_pem and not os.path.isfile(config.ca_path):
-        server = VaultServer(server.address, server.namespace, "")
-    err = revoke_self(ctx.http, server, token)
+    token = ctx.agent.variable("VAULT_TOKEN")
+    if not token:
+        ctx.warn(
+            "VAULT_TOKEN did not reach the post-job step, so the job's Vault token was not revoked; it expires with "
+            "its TTL."
+        )
+        return
+    ca_pem = str(data.get("ca_pem") or "")
+    ca_path = str(data.get("ca_path") or "")
+    temp = ""
+    if ca_pem:
+        directory = ctx.agent.variable("Agent.TempDirectory") or "."
+        temp = ca_path = os.path.join(directory, "oidc-credentials", f"vault-ca-post-{secrets.token_hex(6)}.pem")
+        write_private(temp, ca_pem)
+    try:
+        revoke_job_token(ctx, VaultServer(address, str(data.get("namespace") or ""), ca_path), token)
+    finally:
+        if temp:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+
+
+def revoke_job_token(ctx: Context, server: VaultServer, token: str) -> None:
+    try:
+        err = revoke_self(ctx.http, server, token)
+    except ExchangeError as exc:
+        ctx.warn(f"Could not revoke the job's Vault token: {exc.message} It expires with its TTL.")
+        return
     if err is None:
-        ctx.log(f"Revoked the job's Vault token at {config.address}.")
+        ctx.log(f"Revoked the job's Vault token at {server.address}.")
     elif err.status == 403:
-        ctx.log(f"The job's Vault token was already revoked or expired at {config.address}.")
+        ctx.log(f"The job's Vault token was already revoked or expired at {server.address}.")
     else:
-        ctx.warn(f"Could not revoke the job's Vault token at {config.address}: {err.text}. It expires with its TTL.")
+        ctx.warn(f"Could not revoke the job's Vault token at {server.address}: {err.text}. It expires with its TTL.")
