@@ -457,9 +457,20 @@ def credentials_file(config: GcpConfig, token_path: str) -> dict[str, Any]:
     return doc
 
 
-def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
-    """STS exchange, then impersonation when a service account is set; the token and a credentials file out."""
-    ctx.log(f"Exchanging the OIDC token at {config.token_url} for {config.audience}")
+@dataclass(frozen=True)
+class GcpCredentials:
+    """What the exchange obtained, pipeline-free: the access token, an ID token, and who they act as."""
+
+    access: AccessToken
+    identity: str
+    subject_token: str
+    id_token: str = ""
+    #: True: no service account, the federated token is the access token
+    direct: bool = False
+
+
+def obtain(config: GcpConfig, tokens: TokenSource, ctx: Context) -> GcpCredentials:
+    """STS exchange (pool admission), then impersonation when a service account is set; errors explained."""
     subject_token = tokens()
     claims = tokens.last_claims
     if claims is not None and too_long(claims):
@@ -468,63 +479,61 @@ def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
             f"{MAX_SUBJECT_BYTES}-byte limit for google.subject: the provider must map a shorter one. "
             + _subject_fix(claims)
         )
+    now = ctx.clock()
     result = sts_exchange(ctx.http, config.token_url, audience=config.audience, subject_token=subject_token)
     if isinstance(result, GoogleError):
         raise explain_sts(result, config, claims)
-    now = ctx.clock()
-    notes: list[str] = []
+    if not config.service_account:
+        federated = AccessToken(result.access_token, iso_utc(now + result.expires_in))
+        principal = config.principal(claims.sub if claims else "<subject>")
+        return GcpCredentials(federated, principal, subject_token, direct=True)
+    ctx.log(f"Impersonating {config.service_account} for {config.lifetime} s")
+    access = generate_access_token(
+        ctx.http,
+        config.iam_url,
+        federated_token=result.access_token,
+        service_account=config.service_account,
+        scopes=config.scopes,
+        lifetime=config.lifetime,
+        delegates=config.delegates,
+    )
+    if isinstance(access, GoogleError):
+        raise explain_iam(access, config, claims, "generateAccessToken")
     id_token = ""
-    if config.service_account:
-        ctx.log(f"Impersonating {config.service_account} for {config.lifetime} s")
-        access = generate_access_token(
+    if config.id_token_audience:
+        got = generate_id_token(
             ctx.http,
             config.iam_url,
             federated_token=result.access_token,
             service_account=config.service_account,
-            scopes=config.scopes,
-            lifetime=config.lifetime,
+            audience=config.id_token_audience,
+            include_email=config.id_token_include_email,
             delegates=config.delegates,
         )
-        if isinstance(access, GoogleError):
-            raise explain_iam(access, config, claims, "generateAccessToken")
-        if config.id_token_audience:
-            got = generate_id_token(
-                ctx.http,
-                config.iam_url,
-                federated_token=result.access_token,
-                service_account=config.service_account,
-                audience=config.id_token_audience,
-                include_email=config.id_token_include_email,
-                delegates=config.delegates,
-            )
-            if isinstance(got, GoogleError):
-                raise explain_iam(got, config, claims, "generateIdToken")
-            id_token = got
-        identity = config.service_account
-    else:
-        access = AccessToken(result.access_token, iso_utc(now + result.expires_in))
-        subject = claims.sub if claims else "<subject>"
-        identity = config.principal(subject)
-        notes.append(
-            "No service account: the federated token itself is the output (direct resource access). Grant roles to "
-            f"{identity} on the resources it needs."
-        )
-    suffix = secrets.token_hex(6)
+        if isinstance(got, GoogleError):
+            raise explain_iam(got, config, claims, "generateIdToken")
+        id_token = got
+    return GcpCredentials(access, config.service_account, subject_token, id_token)
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+def to_outcome(config: GcpConfig, creds: GcpCredentials, suffix: str) -> Outcome:
+    """The variables client libraries and gcloud read, and the credentials file (with its token file)."""
     directory = os.path.join(config.temp_dir, "oidc-credentials")
     token_path = os.path.join(directory, f"gcp-oidc-token-{suffix}.jwt")
     creds_path = os.path.join(directory, f"gcp-credentials-{suffix}.json")
     files = [
-        File(token_path, subject_token),  # no trailing newline: google-auth sends the file verbatim
+        File(token_path, creds.subject_token),  # no trailing newline: google-auth sends the file verbatim
         File(creds_path, json.dumps(credentials_file(config, token_path), indent=2)),
     ]
     variables = [
-        Variable("GOOGLE_OAUTH_ACCESS_TOKEN", access.token, secret=True),
-        Variable("CLOUDSDK_AUTH_ACCESS_TOKEN", access.token, secret=True),
+        Variable("GOOGLE_OAUTH_ACCESS_TOKEN", creds.access.token, secret=True),
+        Variable("CLOUDSDK_AUTH_ACCESS_TOKEN", creds.access.token, secret=True),
     ]
-    if access.expires:
-        variables.append(Variable("GOOGLE_OAUTH_ACCESS_TOKEN_EXPIRY", access.expires))
-    if id_token:
-        variables.append(Variable("GOOGLE_ID_TOKEN", id_token, secret=True))
+    if creds.access.expires:
+        variables.append(Variable("GOOGLE_OAUTH_ACCESS_TOKEN_EXPIRY", creds.access.expires))
+    if creds.id_token:
+        variables.append(Variable("GOOGLE_ID_TOKEN", creds.id_token, secret=True))
     if config.project:
         variables += [
             Variable("GOOGLE_CLOUD_PROJECT", config.project),
@@ -534,15 +543,27 @@ def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
         Variable("GOOGLE_APPLICATION_CREDENTIALS", creds_path),
         Variable("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", creds_path),
     ]
+    notes = []
+    if creds.direct:
+        notes.append(
+            "No service account: the federated token itself is the output (direct resource access). Grant roles to "
+            f"{creds.identity} on the resources it needs."
+        )
     notes.append(
         f"Credentials file for client libraries and gcloud: {creds_path} (its subject token is the job's OIDC "
         "token, valid for minutes; the access token variables last until the expiry above)."
     )
     return Outcome(
         variables=variables,
-        identity=identity,
-        expires=access.expires,
+        identity=creds.identity,
+        expires=creds.access.expires,
         notes=notes,
-        secrets=[subject_token],
+        secrets=[creds.subject_token],
         files=files,
     )
+
+
+def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    """STS exchange, then impersonation when a service account is set; the token and a credentials file out."""
+    ctx.log(f"Exchanging the OIDC token at {config.token_url} for {config.audience}")
+    return to_outcome(config, obtain(config, tokens, ctx), secrets.token_hex(6))

@@ -485,63 +485,73 @@ def read_all(http: Http, server: VaultServer, token: str, refs: tuple[SecretRef,
     return values
 
 
-def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
-    """Log in with the OIDC token, read the mapped secrets; on any failure after login, revoke the token."""
-    written_ca = False
-    if config.ca_pem:
-        write_private(config.ca_path, config.ca_pem)
-        written_ca = True
+def obtain(config: VaultConfig, tokens: TokenSource, ctx: Context) -> tuple[VaultLogin, list[str]]:
+    """Log in with the OIDC token and read the mapped secrets, errors explained. When a read fails after the
+    login the token is revoked at once: a failed task leaves no live token behind."""
     server = server_of(config)
+    jwt = tokens()
     try:
-        ctx.log(
-            f"Logging in to {SERVICE} at {config.address} with auth/{config.mount}, role '{config.role}'"
-            + (f", namespace '{server.namespace}'" if server.namespace else "")
-        )
-        jwt = tokens()
-        try:
-            login = jwt_login(ctx.http, server, mount=config.mount, role=config.role, jwt=jwt)
-        except ExchangeError as exc:
-            if exc.status is None:
-                raise ExchangeError(
-                    exc.message + f"\nIs the Vault server at {config.address} running and reachable from this agent?",
-                    service=SERVICE,
-                ) from exc
-            raise
-        if isinstance(login, VaultError):
-            raise explain_login(login, config, tokens.last_claims)
-        ctx.log(
-            f"Logged in: policies {', '.join(login.policies) or 'none'}, token valid for {login.lease_duration} s"
-            + (" (renewable)" if login.renewable else "")
-        )
-        try:
-            values = read_all(ctx.http, server, login.token, config.secrets, ctx.log)
-        except TaskError:
-            with contextlib.suppress(TaskError):
-                revoke_self(ctx.http, server, login.token)
-                ctx.log("Revoked the Vault token, since the secrets could not all be read.")
-            raise
-    except BaseException:
-        if written_ca:
-            with contextlib.suppress(OSError):
-                os.remove(config.ca_path)
+        login = jwt_login(ctx.http, server, mount=config.mount, role=config.role, jwt=jwt)
+    except ExchangeError as exc:
+        if exc.status is None:
+            raise ExchangeError(
+                exc.message + f"\nIs the Vault server at {config.address} running and reachable from this agent?",
+                service=SERVICE,
+            ) from exc
         raise
+    if isinstance(login, VaultError):
+        raise explain_login(login, config, tokens.last_claims)
+    ctx.log(
+        f"Logged in: policies {', '.join(login.policies) or 'none'}, token valid for {login.lease_duration} s"
+        + (" (renewable)" if login.renewable else "")
+    )
+    try:
+        values = read_all(ctx.http, server, login.token, config.secrets, ctx.log)
+    except TaskError:
+        with contextlib.suppress(TaskError):
+            revoke_self(ctx.http, server, login.token)
+            ctx.log("Revoked the Vault token, since the secrets could not all be read.")
+        raise
+    return login, values
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+def to_outcome(config: VaultConfig, login: VaultLogin, values: list[str], now: float) -> Outcome:
+    """VAULT_ADDR (plain), VAULT_TOKEN and each mapped value (secret), and what the post-job step revokes."""
+    namespace = config.namespace.strip("/")
     variables = [Variable("VAULT_ADDR", config.address)]
-    if server.namespace:
-        variables.append(Variable("VAULT_NAMESPACE", server.namespace))
+    if namespace:
+        variables.append(Variable("VAULT_NAMESPACE", namespace))
     if config.ca_path:
         variables.append(Variable("VAULT_CACERT", config.ca_path))
     variables.append(Variable("VAULT_TOKEN", login.token, secret=True))
     variables += [Variable(ref.variable, value, secret=True) for ref, value in zip(config.secrets, values)]
-    expires = iso_utc(ctx.clock() + login.lease_duration) if login.lease_duration else ""
-    files = [File(config.ca_path, config.ca_pem)] if config.ca_pem else []
     return Outcome(
         variables=variables,
         identity=f"role {config.role} (policies: {', '.join(login.policies) or 'none'})",
-        expires=expires,
+        expires=iso_utc(now + login.lease_duration) if login.lease_duration else "",
         notes=["The Vault token is revoked when the job ends (the task's post-job step)."],
-        files=files,
+        files=[File(config.ca_path, config.ca_pem)] if config.ca_pem else [],
         post=post_data(config),
     )
+
+
+def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
+    """Log in with the OIDC token, read the mapped secrets; they and the token become secret variables."""
+    ctx.log(
+        f"Logging in to {SERVICE} at {config.address} with auth/{config.mount}, role '{config.role}'"
+        + (f", namespace '{config.namespace.strip('/')}'" if config.namespace else "")
+    )
+    if config.ca_pem:  # Vault's CA is needed now; the emit step writes it again and records it for clean-up
+        write_private(config.ca_path, config.ca_pem)
+    try:
+        login, values = obtain(config, tokens, ctx)
+    except BaseException:
+        if config.ca_pem:
+            with contextlib.suppress(OSError):
+                os.remove(config.ca_path)
+        raise
+    return to_outcome(config, login, values, ctx.clock())
 
 
 # -- end of job --------------------------------------------------------------------------------
