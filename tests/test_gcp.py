@@ -327,3 +327,52 @@ def test_gcloud_uses_the_credentials_file(
     issued = gcp.google.who(done.stdout.strip())
     assert issued is not None
     assert issued.principal == (f"serviceAccount:{SA}" if service_account else gcp.principal)
+
+
+# -- configuration, without the network ---------------------------------------------------------------
+
+
+def configured(url: str = "", **inputs: str) -> Any:
+    from oidc_credentials.agent import AgentEnv, Endpoint
+    from oidc_credentials.providers import gcp
+
+    env = {"AGENT_TEMPDIRECTORY": "/agent/_temp", **{"INPUT_" + k.upper(): v for k, v in inputs.items()}}
+    params = {"WORKLOADIDENTITYPROVIDER": f"//iam.googleapis.com/{PROVIDER}"}  # the audience form is accepted
+    return gcp.configure(AgentEnv(env), Endpoint("id", url, "None", params))
+
+
+def test_configuration_defaults_and_forms() -> None:
+    config = configured()
+    assert config.provider == PROVIDER and config.audience == f"//iam.googleapis.com/{PROVIDER}"
+    assert config.token_url == "https://sts.googleapis.com/v1/token"
+    assert config.iam_url == "https://iamcredentials.googleapis.com"
+    assert config.scopes == ("https://www.googleapis.com/auth/cloud-platform",) and config.lifetime == 3600
+    assert configured("https://sts.googleapis.com/v1/token/").token_url == "https://sts.googleapis.com/v1/token"
+    other = configured(gcpUniverse="s3nsapis.fr")
+    assert (
+        other.token_url == "https://sts.s3nsapis.fr/v1/token" and other.iam_url == "https://iamcredentials.s3nsapis.fr"
+    )
+    assert other.audience == f"//iam.s3nsapis.fr/{PROVIDER}"
+    scoped = configured(
+        gcpServiceAccount=SA, gcpScopes="devstorage.read_only\nhttps://www.googleapis.com/auth/bigquery"
+    )
+    assert scoped.scopes == (
+        "https://www.googleapis.com/auth/devstorage.read_only",
+        "https://www.googleapis.com/auth/bigquery",
+    )
+    assert scoped.project == "payments-prod"  # from the service account's email
+
+
+def test_credentials_file_for_each_case() -> None:
+    from oidc_credentials.providers import gcp
+
+    direct = gcp.credentials_file(configured(), "/t/token.jwt")
+    assert direct["credential_source"] == {"file": "/t/token.jwt"} and "universe_domain" not in direct
+    assert direct["token_info_url"] == "https://sts.googleapis.com/v1/introspect"
+    assert "service_account_impersonation_url" not in direct
+    impersonated = gcp.credentials_file(configured(gcpServiceAccount=SA, gcpTokenLifetime="900"), "/t/token.jwt")
+    assert impersonated["service_account_impersonation_url"] == (
+        f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{SA}:generateAccessToken"
+    )
+    assert impersonated["service_account_impersonation"] == {"token_lifetime_seconds": 900}
+    assert gcp.credentials_file(configured(gcpUniverse="s3nsapis.fr"), "/t")["universe_domain"] == "s3nsapis.fr"

@@ -339,3 +339,19 @@ def test_fixture_trusts_the_stand_in_by_its_jwks_url(
     run = job.run()
     assert not run.failed, run.text
     assert openbao.api("GET", "auth/token/lookup-self", token=run.variables["VAULT_TOKEN"])[0] == 200
+
+
+# -- parsing, without the network ------------------------------------------------------------------
+
+
+def test_secret_lines_parse_comments_separators_and_forms() -> None:
+    from oidc_credentials.providers.vault import SecretRef, parse_secrets
+
+    refs = parse_secrets(
+        "# comment\n\nsecret/app  db_password | DB_PASSWORD ;\n  secret/data/app | APP_JSON\nkv1/x/y key|K.Y\n"
+    )
+    assert refs == (
+        SecretRef(3, "secret/app", "db_password", "DB_PASSWORD"),
+        SecretRef(4, "secret/data/app", "", "APP_JSON"),
+        SecretRef(5, "kv1/x/y", "key", "K.Y"),
+    )
