@@ -3,6 +3,7 @@ stand-in's token, KV v2 and v1 reads, the variables a later step uses, revocatio
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -355,3 +356,22 @@ def test_secret_lines_parse_comments_separators_and_forms() -> None:
         SecretRef(4, "secret/data/app", "", "APP_JSON"),
         SecretRef(5, "kv1/x/y", "key", "K.Y"),
     )
+
+
+def test_post_step_revokes_only_its_own_token(vw: VaultWorld, job: AgentJob) -> None:
+    """Two Vault steps in one job: VAULT_TOKEN then holds the second token. The first step's post-job hook
+    recognises (by the accessor's fingerprint) that it is not its own token and leaves it alone."""
+    first = vw.job(job, secrets="").run()
+    second = vw.job(job, secrets="").run()
+    assert not first.failed and not second.failed
+    later = second.variables["VAULT_TOKEN"]
+    done = post_step(job, first, SECRET_VAULT_TOKEN=later)
+    assert not done.failed and any("VAULT_TOKEN now holds another Vault token" in w for w in done.warnings)
+    status, looked = vw.bao.api("GET", "auth/token/lookup-self", token=later)
+    assert status == 200 and looked is not None
+    state = Path(second.task_variables["OIDC_CREDENTIALS_STATE"]).read_text()
+    assert later not in state and looked["data"]["accessor"] not in state  # neither the token nor its accessor
+    assert json.loads(state)["post"]["vault"]["address"] == vw.bao.addr
+    done = post_step(job, second)
+    assert "Revoked the job's Vault token" in done.text
+    assert vw.bao.api("GET", "auth/token/lookup-self", token=later)[0] == 403

@@ -14,6 +14,7 @@ inputs to it and its results to pipeline variables; ``post`` revokes the token w
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -157,6 +158,11 @@ def read_secret(http: Http, server: VaultServer, token: str, api_path: str) -> d
     body = resp.json()
     data = body.get("data") if isinstance(body, dict) else None
     return data if isinstance(data, dict) else {}
+
+
+def lookup_self(http: Http, server: VaultServer, token: str) -> dict[str, Any] | VaultError:
+    """The token's own properties (``accessor``, ``ttl``, ``policies``, ...)."""
+    return read_secret(http, server, token, "auth/token/lookup-self")
 
 
 def revoke_self(http: Http, server: VaultServer, token: str) -> VaultError | None:
@@ -532,7 +538,7 @@ def to_outcome(config: VaultConfig, login: VaultLogin, values: list[str], now: f
         expires=iso_utc(now + login.lease_duration) if login.lease_duration else "",
         notes=["The Vault token is revoked when the job ends (the task's post-job step)."],
         files=[File(config.ca_path, config.ca_pem)] if config.ca_pem else [],
-        post=post_data(config),
+        post=post_data(config, login),
     )
 
 
@@ -555,9 +561,16 @@ def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
 
 
 # -- end of job --------------------------------------------------------------------------------
-def post_data(config: VaultConfig) -> dict[str, Any]:
-    """What the post-job step needs to revoke the token: where Vault is. Never the token itself."""
+def _fingerprint(accessor: str) -> str:
+    return hashlib.sha256(accessor.encode("utf-8")).hexdigest()
+
+
+def post_data(config: VaultConfig, login: VaultLogin) -> dict[str, Any]:
+    """What the post-job step needs to revoke the token: where Vault is, and a fingerprint (SHA-256 of the
+    accessor) that tells this step's token from another one VAULT_TOKEN may hold by then. Never the token."""
     data: dict[str, Any] = {"address": config.address, "namespace": config.namespace.strip("/")}
+    if login.accessor:
+        data["accessor_sha256"] = _fingerprint(login.accessor)
     if config.ca_pem:
         data["ca_pem"] = config.ca_pem  # a CA certificate is public; the post-job step deletes the task's copy first
     elif config.ca_path:
@@ -587,15 +600,35 @@ def post(data: dict[str, Any], ctx: Context) -> None:
         temp = ca_path = os.path.join(directory, "oidc-credentials", f"vault-ca-post-{secrets.token_hex(6)}.pem")
         write_private(temp, ca_pem)
     try:
-        revoke_job_token(ctx, VaultServer(address, str(data.get("namespace") or ""), ca_path), token)
+        revoke_job_token(
+            ctx,
+            VaultServer(address, str(data.get("namespace") or ""), ca_path),
+            token,
+            str(data.get("accessor_sha256") or ""),
+        )
     finally:
         if temp:
             with contextlib.suppress(OSError):
                 os.remove(temp)
 
 
-def revoke_job_token(ctx: Context, server: VaultServer, token: str) -> None:
+def revoke_job_token(ctx: Context, server: VaultServer, token: str, fingerprint: str = "") -> None:
+    """Revoke ``token`` when it is the one the task issued (``fingerprint``: SHA-256 of its accessor)."""
     try:
+        if fingerprint:
+            found = lookup_self(ctx.http, server, token)
+            if isinstance(found, VaultError):
+                if found.status == 403:
+                    ctx.log(f"The job's Vault token was already revoked or expired at {server.address}.")
+                else:
+                    ctx.warn(f"Could not look up the job's Vault token at {server.address}: {found.text}.")
+                return
+            if _fingerprint(str(found.get("accessor") or "")) != fingerprint:
+                ctx.warn(
+                    "VAULT_TOKEN now holds another Vault token (a later step set it), so this step's token was not "
+                    "revoked; it expires with its TTL. Give each Vault step its own job to have every token revoked."
+                )
+                return
         err = revoke_self(ctx.http, server, token)
     except ExchangeError as exc:
         ctx.warn(f"Could not revoke the job's Vault token: {exc.message} It expires with its TTL.")
