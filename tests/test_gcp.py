@@ -327,6 +327,13 @@ def test_gcloud_uses_the_credentials_file(
     issued = gcp.google.who(done.stdout.strip())
     assert issued is not None
     assert issued.principal == (f"serviceAccount:{SA}" if service_account else gcp.principal)
+    # the secret CLOUDSDK_AUTH_ACCESS_TOKEN, mapped into a script, is what gcloud then uses
+    env["CLOUDSDK_AUTH_ACCESS_TOKEN"] = run.variables["CLOUDSDK_AUTH_ACCESS_TOKEN"]
+    del env["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"]
+    done = subprocess.run(
+        ["gcloud", "auth", "print-access-token"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == run.variables["GOOGLE_OAUTH_ACCESS_TOKEN"], done.stderr
 
 
 # -- configuration, without the network ---------------------------------------------------------------
