@@ -12,7 +12,7 @@ from types import FrameType
 from demo.stage import Stage
 
 #: one module per flow, each with run(stage); they raise SystemExit when something is wrong
-FLOWS = ["demo.aws", "demo.azure", "demo.keyvault"]
+FLOWS = ["demo.aws", "demo.azure", "demo.keyvault", "demo.gcp", "demo.vault"]
 
 
 def _terminated(signum: int, _frame: FrameType | None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import SCHEMAS, AgentJob
+from tests.openbao import openbao  # noqa: F401 - the session's real OpenBao server, for every test file
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld, Entra, wire
 from tests.standins.keyvault import KeyVault

@@ -324,7 +324,13 @@ def test_the_patch_is_what_makes_our_task_valid() -> None:
 
 
 def test_one_template_per_provider() -> None:
-    assert sorted(p.name for p in TEMPLATES.glob("*.yml")) == ["aws.yml", "azure.yml", "keyvault.yml"]
+    assert sorted(p.name for p in TEMPLATES.glob("*.yml")) == [
+        "aws.yml",
+        "azure.yml",
+        "gcp.yml",
+        "keyvault.yml",
+        "vault.yml",
+    ]
 
 
 class StringScalars(yaml.SafeLoader):
@@ -337,7 +343,7 @@ StringScalars.yaml_implicit_resolvers = {
 }
 
 
-@pytest.mark.parametrize("name", ["aws", "azure", "keyvault"])
+@pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
 def test_template_parameters_are_valid_and_all_used(name: str) -> None:
     text = (TEMPLATES / f"{name}.yml").read_text(encoding="utf-8")
     doc = yaml.load(text, Loader=StringScalars)  # noqa: S506 - a SafeLoader subclass
@@ -356,6 +362,8 @@ MINIMAL = {
     "aws": {"connection": "aws-prod"},
     "azure": {"connection": "azure-prod"},
     "keyvault": {"connection": "azure-prod", "keyVault": "payments-kv"},
+    "gcp": {"connection": "gcp-prod"},
+    "vault": {"connection": "vault-prod"},
 }
 FULL: dict[str, dict[str, Any]] = {
     "aws": {
@@ -391,15 +399,46 @@ FULL: dict[str, dict[str, Any]] = {
         "script": "./migrate.sh",
         "shell": "pwsh",
     },
+    "gcp": {
+        "connection": "gcp-prod",
+        "serviceAccount": "deployer@payments-prod.iam.gserviceaccount.com",
+        "projectId": "payments-prod",
+        "tokenLifetime": "1800",
+        "scopes": "https://www.googleapis.com/auth/devstorage.read_only",
+        "delegates": "hop@payments-prod.iam.gserviceaccount.com",
+        "idTokenAudience": "https://api.example.test",
+        "idTokenIncludeEmail": True,
+        "universe": "googleapis.com",
+        "publishOutputVariables": True,
+        "name": "gcp",
+        "script": "gcloud storage ls",
+        "workingDirectory": "infra",
+        "env": {"EXTRA": "1"},
+    },
+    "vault": {
+        "connection": "vault-prod",
+        "secrets": "secret/app db_password | DB_PASSWORD\n",
+        "role": "ado-deploy",
+        "mountPath": "azure-devops",
+        "namespace": "admin/team",
+        "caCertificate": "/etc/ssl/vault-ca.pem",
+        "publishOutputVariables": True,
+        "name": "vault",
+        "secretEnv": {"DB_PASSWORD": "DB_PASSWORD"},
+        "script": "./migrate.sh",
+    },
 }
 PROVIDER_SECRETS = {
     "aws": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
     "azure": {"AZURE_ACCESS_TOKEN"},
     "keyvault": set(),
+    "gcp": {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN", "GOOGLE_ID_TOKEN"},
+    "vault": {"VAULT_TOKEN", "DB_PASSWORD"},
 }
+CONNECTION_INPUT = {"aws": "awsConnection", "gcp": "gcpConnection", "vault": "vaultConnection"}
 
 
-@pytest.mark.parametrize("name", ["aws", "azure", "keyvault"])
+@pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
 @pytest.mark.parametrize("variant", ["minimal", "full"])
 def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
     params = MINIMAL[name] if variant == "minimal" else FULL[name]
@@ -407,7 +446,7 @@ def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
     assert schema_errors({"steps": steps}) == []
     task = steps[0]
     assert task["task"] == "OidcCredentials@1" and task["inputs"]["provider"] == name
-    connection_input = "awsConnection" if name == "aws" else "azureConnection"
+    connection_input = CONNECTION_INPUT.get(name, "azureConnection")
     assert task["inputs"][connection_input] == params["connection"]
     if variant == "minimal":
         assert len(steps) == 1 and "name" not in task
@@ -587,3 +626,81 @@ def test_azure_template_runs_task_then_script(job: AgentJob, world: AzureWorld, 
     assert done.returncode == 0, done.stderr
     subscription = world.tenant.subscriptions[0]
     assert done.stdout.split() == [subscription, subscription]  # the token works; plain variables arrive too
+
+
+CHECK_GCP = """
+import os, requests, google.auth, google.auth.transport.requests
+creds, project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+creds.refresh(google.auth.transport.requests.Request())
+for token in (creds.token, os.environ["GOOGLE_OAUTH_ACCESS_TOKEN"]):
+    r = requests.get(os.environ["BUCKET"], headers={"Authorization": "Bearer " + token}, timeout=10)
+    r.raise_for_status()
+    print(r.json()["caller"], project)
+"""
+
+
+def test_gcp_template_runs_task_then_script(ado: AzureDevOps, ca: LocalCA, job: AgentJob, tmp_path: Path) -> None:
+    from tests.test_gcp import SA, make_world
+
+    checker = tmp_path / "check_gcp.py"
+    checker.write_text(CHECK_GCP)
+    for world in make_world(ado, ca):
+        steps = instantiate(
+            TEMPLATES / "gcp.yml",
+            {
+                "connection": "gcp-prod",
+                "script": f'"$TEST_PYTHON" {checker}',
+                "env": {
+                    "TEST_PYTHON": sys.executable,
+                    "BUCKET": world.url + "/storage/v1/b/artifacts/o",
+                    "REQUESTS_CA_BUNDLE": ca.bundle,
+                },
+            },
+        )
+        inputs = agent_inputs(steps[0]["inputs"], {"gcp-prod": world.conn.id})
+        job.inputs(**inputs, gcpIamCredentialsUrl=world.url)
+        job.endpoint(
+            world.conn.id,
+            url=world.url,
+            scheme="None",
+            params={"workloadIdentityProvider": world.provider.name, "serviceAccount": SA},
+        )
+        run = job.run()
+        assert not run.failed, run.text
+        done = run_script(steps[1], run, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [f"serviceAccount:{SA}", "payments-prod"] * 2
+
+
+CHECK_VAULT = """
+import os, requests
+r = requests.get(os.environ["VAULT_ADDR"] + "/v1/secret/data/ado/app", headers={"X-Vault-Token": os.environ["VAULT_TOKEN"]}, timeout=10)
+r.raise_for_status()
+print(r.json()["data"]["data"]["db_password"] == os.environ["DB_PASSWORD"])
+"""
+
+
+def test_vault_template_runs_task_then_script(openbao: Any, ado: AzureDevOps, job: AgentJob, tmp_path: Path) -> None:
+    from tests.test_vault import make_world
+
+    world = make_world(openbao, ado)
+    checker = tmp_path / "check_vault.py"
+    checker.write_text(CHECK_VAULT)
+    steps = instantiate(
+        TEMPLATES / "vault.yml",
+        {
+            "connection": "vault-prod",
+            "role": "ado-pipeline",
+            "secrets": "secret/ado/app db_password | DB_PASSWORD\n",
+            "secretEnv": {"DB_PASSWORD": "DB_PASSWORD"},
+            "script": f'"$TEST_PYTHON" {checker}',
+            "env": {"TEST_PYTHON": sys.executable},
+        },
+    )
+    job.inputs(**agent_inputs(steps[0]["inputs"], {"vault-prod": world.conn.id}))
+    job.endpoint(world.conn.id, url=openbao.addr, scheme="None", params={"role": "someone-else"})
+    run = job.run()
+    assert not run.failed, run.text
+    done = run_script(steps[1], run, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"  # VAULT_ADDR arrives as a plain variable, the rest through env:

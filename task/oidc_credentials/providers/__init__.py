@@ -112,13 +112,17 @@ class Provider(Protocol[ConfigT]):
 if TYPE_CHECKING:  # mypy proves each provider module keeps the contract with its own config type
     from . import aws as _aws
     from . import azure as _azure
+    from . import gcp as _gcp
     from . import keyvault as _keyvault
+    from . import vault as _vault
 
-    _CHECKED: tuple[Provider[_aws.AwsConfig], Provider[_azure.AzureConfig], Provider[_keyvault.KeyVaultConfig]] = (
-        _aws,
-        _azure,
-        _keyvault,
-    )
+    _CHECKED: tuple[
+        Provider[_aws.AwsConfig],
+        Provider[_azure.AzureConfig],
+        Provider[_keyvault.KeyVaultConfig],
+        Provider[_gcp.GcpConfig],
+        Provider[_vault.VaultConfig],
+    ] = (_aws, _azure, _keyvault, _gcp, _vault)
 
 
 def load(name: str) -> Provider[Any]:
