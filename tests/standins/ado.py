@@ -29,8 +29,6 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.wrappers import Request, Response
-
 from oidc_credentials.claims import (
     ADO_AUDIENCE,
     AZURE_DEVOPS_APP_ID,
@@ -42,6 +40,7 @@ from oidc_credentials.claims import (
     service_connection_subject,
     vstoken_issuer,
 )
+from werkzeug.wrappers import Request, Response
 
 VSTOKEN = VSTOKEN_BASE
 AZURE_DEVOPS_APP = AZURE_DEVOPS_APP_ID

@@ -29,9 +29,8 @@ from urllib.parse import parse_qs
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.wrappers import Request, Response
-
 from oidc_credentials.claims import ADO_AUDIENCE, ENTRA_AUDIENCE, entra_issuer
+from werkzeug.wrappers import Request, Response
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ARM_RESOURCE = "https://management.azure.com"

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from werkzeug.wrappers import Request, Response
-
 from oidc_credentials.claims import ADO_AUDIENCE
+from werkzeug.wrappers import Request, Response
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 #: (status, code) of the errors STS sends; message texts below are STS's own
