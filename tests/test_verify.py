@@ -25,7 +25,7 @@ from oidc_credentials.verify import (
     token_sha256,
 )
 
-from tests.standins.ado import ADO_AUDIENCE, AzureDevOps, _Key
+from tests.standins.ado import ADO_AUDIENCE, AzureDevOps, SigningKey
 from tests.standins.server import LocalCA
 
 TENANT = "ff882432-09b0-437b-bd22-ca13c0037ded"
@@ -137,7 +137,7 @@ def test_tampered_payload(ado: AzureDevOps, make: MakeVerifier) -> None:
 
 
 def test_another_key_with_the_same_kid(ado: AzureDevOps, make: MakeVerifier) -> None:
-    impostor = _Key()
+    impostor = SigningKey()
     impostor.kid = ado.kid
     token = ado.mint({"iss": ado.issuer, "aud": ADO_AUDIENCE, "sub": "sc://fabrikam/Payments/x"}, key=impostor)
     assert parts(token)[0]["kid"] == ado.kid
@@ -311,7 +311,7 @@ def test_unknown_kid_then_key_rotation(ado: AzureDevOps, make: MakeVerifier) -> 
     assert ado.fetches() == 2
 
     # A kid nobody publishes: one refetch at most per interval, however many tokens carry it.
-    stranger = _Key()
+    stranger = SigningKey()
     forged = [
         ado.mint({"iss": ado.issuer, "aud": ADO_AUDIENCE, "sub": "sc://fabrikam/Payments/c"}, key=stranger)
         for _ in range(20)

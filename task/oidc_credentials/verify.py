@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit
 
@@ -58,6 +59,7 @@ from .claims import (
     ENTRA_AUDIENCE,
     PIPELINE_CLAIMS,
     IssuerShape,
+    Subject,
     TokenClaims,
     TokenKind,
     discovery_url,
@@ -103,6 +105,10 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def token_sha256(token: str) -> str:
     """What audit records carry instead of the token."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _digest(token: object) -> str:
+    return token_sha256(token) if isinstance(token, str) else ""
 
 
 # -- results ------------------------------------------------------------------------------------------------
@@ -581,6 +587,17 @@ class _Malformed(ValueError):
     pass
 
 
+def _json_object(segment: str, code: str, part: str) -> dict[str, Any]:
+    """A base64url segment holding a UTF-8 JSON object without duplicate names, or a refusal."""
+    try:
+        value = json.loads(_b64decode(segment).decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Refused(Refusal(code, part, "a JSON object", f"not one ({exc})")) from None
+    if not isinstance(value, dict):
+        raise _Refused(Refusal(code, part, "a JSON object", type(value).__name__))
+    return value
+
+
 def _time_text(value: float) -> str:
     try:
         return f"{int(value)} ({dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')})"
@@ -590,6 +607,8 @@ def _time_text(value: float) -> str:
 
 def _numeric(payload: Mapping[str, Any], name: str, required: bool) -> float | None:
     value = payload.get(name)
+    if type(value) is int and 0 <= value < 100_000_000_000:
+        return value
     if value is None:
         if required:
             raise _Refused(Refusal("malformed", name, "a NumericDate", "nothing"))
@@ -699,6 +718,8 @@ class Verifier:
         self._discovered: dict[str, tuple[_KeySet, float]] = {}
         #: header segment -> kid (headers repeat across tokens; parsed and checked once)
         self._headers: dict[str, str] = {}
+        #: sub -> its parsed form (subjects repeat: one per pipeline or connection)
+        self._subjects: dict[str, Subject] = {}
         self.discovery_fetches = 0
 
     @classmethod
@@ -721,22 +742,26 @@ class Verifier:
     # -- public ---------------------------------------------------------------------------------------------
     def verify(self, token: str) -> TokenClaims:
         """The verified claims, or :class:`TokenRejected` (in audit mode only for tokens that are not authentic)."""
-        decision = self.check(token)
-        if decision.claims is None or not decision.allowed:
-            assert decision.refusal is not None  # noqa: S101 - no claims only ever comes with a refusal
-            raise TokenRejected(decision.refusal)
-        return decision.claims
-
-    def check(self, token: str) -> Decision:
-        """Verify and decide; never raises for a bad token. Emits an audit event for every refusal."""
-        digest = token_sha256(token) if isinstance(token, str) else ""
         try:
             claims = self._authentic(token)
         except _Refused as refused:
-            return self._refuse(refused.refusal, None, digest, policy=False)
+            self._refuse(refused.refusal, None, _digest(token))
+            raise TokenRejected(refused.refusal) from None
+        refusal = self._policy(claims)
+        if refusal is not None and not self._refuse(refusal, claims, _digest(token)).allowed:
+            raise TokenRejected(refusal)
+        return claims
+
+    def check(self, token: str) -> Decision:
+        """Verify and decide; never raises for a bad token. Emits an audit event for every refusal."""
+        digest = _digest(token)
+        try:
+            claims = self._authentic(token)
+        except _Refused as refused:
+            return self._refuse(refused.refusal, None, digest)
         refusal = self._policy(claims)
         if refusal is not None:
-            return self._refuse(refusal, claims, digest, policy=True)
+            return self._refuse(refusal, claims, digest)
         return Decision(True, self.mode, claims, None, digest)
 
     # -- checks ----------------------------------------------------------------------------------------------
@@ -757,12 +782,7 @@ class Verifier:
         kid = self._headers.get(header_b64)
         if kid is None:
             kid = self._header(header_b64)
-        try:
-            payload = json.loads(_b64decode(payload_b64).decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Refused(Refusal("malformed", "payload", "a JSON object", f"not one ({exc})")) from None
-        if not isinstance(payload, dict):
-            raise _Refused(Refusal("malformed", "payload", "a JSON object", type(payload).__name__))
+        payload = _json_object(payload_b64, "malformed", "payload")
 
         iss = payload.get("iss")
         pinned = self._issuers.get(iss) if isinstance(iss, str) else None
@@ -831,12 +851,7 @@ class Verifier:
         return self._typed(payload, iss, shape, issuer_id, audiences, exp, nbf, iat)
 
     def _header(self, header_b64: str) -> str:
-        try:
-            header = json.loads(_b64decode(header_b64).decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Refused(Refusal("header", "header", "a JSON object", f"not one ({exc})")) from None
-        if not isinstance(header, dict):
-            raise _Refused(Refusal("header", "header", "a JSON object", type(header).__name__))
+        header = _json_object(header_b64, "header", "header")
         alg = header.get("alg")
         if alg != "RS256":
             raise _Refused(Refusal("algorithm", "alg", "'RS256'", repr(alg)))
@@ -929,14 +944,20 @@ class Verifier:
         iat: float | None,
     ) -> TokenClaims:
         sub = payload.get("sub")
-        subject = parse_subject(sub) if isinstance(sub, str) else None
+        subject = self._subjects.get(sub) if isinstance(sub, str) else None
+        if subject is None and isinstance(sub, str):
+            subject = parse_subject(sub)
+            if subject is not None:
+                if len(self._subjects) >= 1024:
+                    self._subjects.clear()
+                self._subjects[sub] = subject
         if subject is None or (subject.form == "entra") != (shape is IssuerShape.ENTRA):
             form = "/eid1/…/sc/<org id>/<connection id>" if shape is IssuerShape.ENTRA else "p://… or sc://…"
             raise _Refused(Refusal("malformed", "sub", f"an Azure DevOps subject ({form})", repr(sub)))
         jti = payload.get("jti", "")
         if not isinstance(jti, str):
             raise _Refused(Refusal("malformed", "jti", "a string", repr(jti)[:80]))
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if shape is IssuerShape.ENTRA:
             org_id = subject.organization_id
             if subject.tenant_id != issuer_id or payload.get("tid") != issuer_id:
@@ -962,7 +983,10 @@ class Verifier:
                     value = payload.get(claim)
                     if value is None:
                         continue
-                    if isinstance(value, bool) or not isinstance(value, (str, int)):
+                    if type(value) is str:
+                        extra[attr] = value
+                        continue
+                    if isinstance(value, bool) or not isinstance(value, int):
                         raise _Refused(Refusal("malformed", claim, "a string", repr(value)[:80]))
                     extra[attr] = str(value)
                 if extra.pop("organization_id", None) != org_id:
@@ -971,10 +995,10 @@ class Verifier:
                 extra["connection_name"] = subject.name
         if subject.kind is TokenKind.PIPELINE:
             extra["pipeline_name"] = subject.name
-        return TokenClaims(
+        extra.update(
             issuer=iss,
             issuer_shape=shape,
-            subject=sub,  # type: ignore[arg-type]  # a str: parse_subject accepted it
+            subject=sub,
             audience=audiences,
             kind=subject.kind,
             expires_at=int(exp),
@@ -984,9 +1008,9 @@ class Verifier:
             organization_id=org_id,
             organization_name=subject.organization,
             project_name=subject.project,
-            raw=payload,
-            **extra,
+            raw=MappingProxyType(payload),
         )
+        return TokenClaims._trusted(extra)
 
     def _policy(self, claims: TokenClaims) -> Refusal | None:
         if claims.kind not in self.kinds:
@@ -1039,7 +1063,7 @@ class Verifier:
                 )
         return None
 
-    def _refuse(self, refusal: Refusal, claims: TokenClaims | None, digest: str, *, policy: bool) -> Decision:
+    def _refuse(self, refusal: Refusal, claims: TokenClaims | None, digest: str) -> Decision:
         allowed = self.mode == AUDIT
         event: dict[str, Any] = {
             "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

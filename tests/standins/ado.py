@@ -48,7 +48,7 @@ _ENTRA_DISCOVERY = re.compile(r"/([0-9a-f-]{36})/v2\.0/\.well-known/openid-confi
 _ENTRA_KEYS = re.compile(r"/([0-9a-f-]{36})/discovery/v2\.0/keys")
 
 
-class _Key:
+class SigningKey:
     """An RSA signing key and its kid (the SHA-1 thumbprint, upper-case hex, as the real kid is)."""
 
     def __init__(self) -> None:
@@ -110,8 +110,8 @@ class AzureDevOps:
         self.issued: list[str] = []
         self._lock = threading.Lock()
         #: the published keys, the signing one first
-        self.keys: list[_Key] = [_Key()]
-        self.entra_key = _Key()
+        self.keys: list[SigningKey] = [SigningKey()]
+        self.entra_key = SigningKey()
         #: organisation id -> name: every organisation discovery answers for
         self.organizations: dict[str, str] = {self.org_id: org}
 
@@ -134,10 +134,10 @@ class AzureDevOps:
         self.organizations[org_id] = name
         return org_id
 
-    def rotate_key(self, *, keep_old: bool = True) -> str:
-        """Sign with a new key from now on; the key set publishes it first (and the old one if kept)."""
+    def rotate_key(self, key: SigningKey | None = None, *, keep_old: bool = True) -> str:
+        """Sign with a new key (or ``key``) from now on; the key set publishes it first, and the old one if kept."""
         with self._lock:
-            self.keys = [_Key(), *(self.keys[:1] if keep_old else [])]
+            self.keys = [key or SigningKey(), *(self.keys[:1] if keep_old else [])]
             return self.keys[0].kid
 
     def fetches(self, path: str = "/.well-known/jwks") -> int:
@@ -183,7 +183,12 @@ class AzureDevOps:
         return {"keys": [key.jwk() for key in self.keys]}
 
     def mint(
-        self, claims: dict[str, Any], *, now: int | None = None, lifetime: int | None = None, key: _Key | None = None
+        self,
+        claims: dict[str, Any],
+        *,
+        now: int | None = None,
+        lifetime: int | None = None,
+        key: SigningKey | None = None,
     ) -> str:
         """Sign a token the way the service does (tests use it for expired or odd tokens)."""
         iat = int(time.time()) if now is None else now
