@@ -537,3 +537,34 @@ def test_rules_that_would_not_do_what_they_say_are_refused() -> None:
         "prj_id: prefer project_id"
     ]
     assert Rule.build("pipeline", project_name="P", project_id=str(uuid.uuid4())).warnings() == []
+
+
+def test_keys_of_one_issuer_shape_do_not_verify_the_other(ado: AzureDevOps, make: MakeVerifier) -> None:
+    """An Entra-shaped token signed with the Azure DevOps key: the Entra key set does not hold that key."""
+    conn = ado.add_connection("azure-prod", issuer="entra", tenant_id=TENANT)
+    _, claims, _ = parts(ado.token_for(conn))
+    refused = refusal(make(tenant_ids=[TENANT]), ado.mint(claims, key=ado.keys[0]))
+    assert (refused.code, refused.claim, refused.presented) == ("key", "kid", repr(ado.kid))
+
+
+def test_fetcher_refuses_redirects_and_oversized_answers(ca: LocalCA) -> None:
+    from werkzeug.wrappers import Response
+
+    from tests.standins.server import Server
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/moved":
+            response = Response("", 302, {"Location": "https://evil.example/jwks"})
+        else:
+            response = Response(json.dumps({"keys": ["x" * 2000]}), 200, content_type="application/json")
+        return response(environ, start_response)
+
+    with Server(app, ca=ca) as server:
+        fetch = HttpsFetcher(ca_bundle=ca.bundle, max_bytes=1000)
+        with pytest.raises(FetchError, match="answered HTTP 302"):
+            fetch(f"{server.url}/moved")
+        with pytest.raises(FetchError, match="more than 1000 bytes"):
+            fetch(f"{server.url}/big")
+        with pytest.raises(FetchError, match="only https URLs are fetched"):
+            fetch(server.url.replace("https", "http") + "/big")
+        assert HttpsFetcher(ca_bundle=ca.bundle)(f"{server.url}/big") == {"keys": ["x" * 2000]}
