@@ -568,3 +568,11 @@ def test_fetcher_refuses_redirects_and_oversized_answers(ca: LocalCA) -> None:
         with pytest.raises(FetchError, match="only https URLs are fetched"):
             fetch(server.url.replace("https", "http") + "/big")
         assert HttpsFetcher(ca_bundle=ca.bundle)(f"{server.url}/big") == {"keys": ["x" * 2000]}
+
+
+def test_issued_in_the_future(ado: AzureDevOps, make: MakeVerifier) -> None:
+    future = ado.mint(
+        {"iss": ado.issuer, "aud": ADO_AUDIENCE, "sub": "sc://fabrikam/Payments/c"}, now=int(time.time()) + 900
+    )
+    refused = refusal(make(), future)
+    assert (refused.code, refused.claim, refused.detail) == ("not_yet_valid", "iat", "issued in the future")

@@ -88,6 +88,19 @@ def test_policy_file_in_audit_mode(
     assert code == 1 and err.startswith("refused: rpo_ref")
 
 
+def test_name_rules_warn_once(
+    ado: AzureDevOps, base: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('kind = "pipeline"\n[[allow]]\nname = "n"\nproject_name = "Payments"\n', encoding="utf-8")
+    code, _, err = run(
+        capsys, "--token-file", token_file(tmp_path, ado.pipeline_token()), "--rules", str(policy), *base
+    )
+    assert (
+        code == 0 and err.count("prefer project_id") == 1 and err.startswith("warning: rule 'n' matches project_name")
+    )
+
+
 def test_usage_errors(ado: AzureDevOps, base: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = token_file(tmp_path, ado.pipeline_token())
     code, _, err = run(capsys, "--token-file", path, *base)

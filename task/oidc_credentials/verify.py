@@ -839,6 +839,16 @@ class Verifier:
                     _time_text(exp),
                 )
             )
+        if iat is not None and now < iat - self.leeway:
+            raise _Refused(
+                Refusal(
+                    "not_yet_valid",
+                    "iat",
+                    f"before {_time_text(now + self.leeway)} (now, plus {self.leeway} s skew)",
+                    _time_text(iat),
+                    "issued in the future",
+                )
+            )
         if nbf is not None and now < nbf - self.leeway:
             raise _Refused(
                 Refusal(

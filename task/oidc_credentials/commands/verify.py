@@ -85,6 +85,13 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import logging
+
+    # The CLI prints warnings and the one reason itself, neutralised; the library's log lines would repeat them.
+    library_log = logging.getLogger("oidc_credentials.verify")
+    library_log.propagate = False
+    if not library_log.handlers:
+        library_log.addHandler(logging.NullHandler())
 
     from ..verify import AUDIT, PolicyError, Verifier, load_policy
     from ..vso import neutralise
