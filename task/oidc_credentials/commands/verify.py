@@ -97,13 +97,16 @@ def run(args: argparse.Namespace) -> int:
     from ..vso import neutralise
 
     def err(text: str) -> None:
-        print(neutralise(text), file=sys.stderr)
+        print(neutralise(" ".join(text.split())), file=sys.stderr)
+
+    def usage(text: str) -> int:
+        err(f"oidc-credentials: error: {text}")
+        return USAGE
 
     try:
         token = _read_token(args.token_file)
     except OSError as exc:
-        err(f"Cannot read the token file {args.token_file}: {exc.strerror or exc}")
-        return USAGE
+        return usage(f"Cannot read the token file {args.token_file}: {exc.strerror or exc}")
     try:
         policy = load_policy(args.rules) if args.rules else None
         options: dict[str, Any] = {
@@ -124,16 +127,14 @@ def run(args: argparse.Namespace) -> int:
             options["audiences"] = audiences
         verifier = Verifier(**options)
     except (PolicyError, ValueError) as exc:
-        err(str(exc))
-        return USAGE
+        return usage(str(exc))
     for warning in verifier.warnings:
         err(f"warning: {warning}")
 
     decision = verifier.check(token)
     claims = decision.claims
     if decision.refusal is not None and (claims is None or verifier.mode != AUDIT):
-        err(f"refused: {decision.refusal.message}")
-        err(f"token sha256: {decision.token_sha256}")
+        err(f"refused: {decision.refusal.message} [token sha256 {decision.token_sha256}]")
         return REFUSED
     assert claims is not None  # noqa: S101 - no refusal means verified claims
     if decision.refusal is not None:
