@@ -7,6 +7,7 @@ from oidc_credentials.claims import (
     AZURE_DEVOPS_APP_ID,
     IssuerShape,
     TokenKind,
+    decode_claims,
     discovery_url,
     entra_issuer,
     entra_subject,
@@ -18,6 +19,8 @@ from oidc_credentials.claims import (
     service_connection_subject,
     vstoken_issuer,
 )
+
+from tests.standins.ado import AzureDevOps
 
 ORG = "6f1c4b2e-8a3d-4e5f-9a7b-1c2d3e4f5a6b"
 TENANT = "ff882432-09b0-437b-bd22-ca13c0037ded"
@@ -102,8 +105,11 @@ def test_entra_subject_matches_the_published_sample() -> None:
         f"/eid1/c/pub/t/!!/a/rISbSSETf0KqFyZ8ppdXmA/sc/{ORG}/{CONN}",
     ],
 )
-def test_malformed_subjects_have_no_kind(sub: str) -> None:
-    assert parse_subject(sub) is None and kind_of(sub) is None
+def test_malformed_subjects_do_not_parse(sub: str) -> None:
+    assert parse_subject(sub) is None
+    # The scheme alone still says the kind: enough for the task to refuse a pipeline token.
+    expected = {"p://": TokenKind.PIPELINE, "sc:/": TokenKind.SERVICE_CONNECTION, "/eid": TokenKind.SERVICE_CONNECTION}
+    assert kind_of(sub) is expected.get(sub[:4])
 
 
 def test_pipeline_names_keep_whatever_follows_the_project() -> None:
@@ -117,3 +123,12 @@ def test_token_kind_parse() -> None:
     assert TokenKind.parse(TokenKind.SERVICE_CONNECTION) is TokenKind.SERVICE_CONNECTION
     with pytest.raises(ValueError, match="Unknown token kind 'both'"):
         TokenKind.parse("both")
+
+
+def test_decoded_claims_know_their_kind(ado: AzureDevOps) -> None:
+    """The task's pre-flight decodes (without verifying) and refuses a pipeline token by its kind."""
+    assert decode_claims(ado.pipeline_token()).kind is TokenKind.PIPELINE
+    assert decode_claims(ado.token_for(ado.add_connection("c"))).kind is TokenKind.SERVICE_CONNECTION
+    entra = decode_claims(ado.token_for(ado.add_connection("e", issuer="entra", tenant_id=TENANT)))
+    assert entra.kind is TokenKind.SERVICE_CONNECTION and entra.issuer_kind == "Microsoft Entra issuer"
+    assert decode_claims(ado.mint({"iss": ado.issuer, "sub": "repo:x"})).kind is None

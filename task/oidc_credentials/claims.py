@@ -27,6 +27,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from .text import iso_utc
+
 VSTOKEN_HOST = "vstoken.dev.azure.com"
 VSTOKEN_BASE = f"https://{VSTOKEN_HOST}"
 #: the one key set of the Azure DevOps issuer, shared by every organisation
@@ -217,9 +219,117 @@ def parse_subject(sub: str) -> Subject | None:
 
 
 def kind_of(sub: str) -> TokenKind | None:
-    """The kind a subject stands for, or None when it is not an Azure DevOps subject."""
-    parsed = parse_subject(sub)
-    return parsed.kind if parsed else None
+    """The kind a subject's scheme stands for (even if the rest is malformed), or None for another scheme.
+
+    Enough to refuse a pipeline token where a connection's was asked for; :func:`parse_subject` checks the rest.
+    """
+    if sub.startswith(PIPELINE_SCHEME):
+        return TokenKind.PIPELINE
+    if sub.startswith((CONNECTION_SCHEME, _ENTRA_SUBJECT_PREFIX)):
+        return TokenKind.SERVICE_CONNECTION
+    return None
+
+
+# -- the unverified claims the task logs ------------------------------------------------------------------
+#: who issues the tokens, in messages
+SERVICE = "Azure DevOps"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The parts of the OIDC token a trust configuration is written against, decoded but NOT verified.
+
+    For the task's pre-flight log and error messages only; a service deciding on a token uses
+    :mod:`oidc_credentials.verify`, whose :class:`TokenClaims` are verified.
+    """
+
+    iss: str
+    sub: str
+    aud: str
+    exp: int
+    iat: int = 0
+    jti: str = ""
+    kid: str = ""
+    alg: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def issuer_kind(self) -> str:
+        return issuer_label(self.iss)
+
+    @property
+    def kind(self) -> TokenKind | None:
+        """Pipeline (``p://``) or service connection (``sc://``, Entra); None for any other subject."""
+        return kind_of(self.sub)
+
+    @property
+    def issuer_id(self) -> str:
+        """The issuer without its scheme: the prefix of AWS condition keys (``vstoken.dev.azure.com/<org>``)."""
+        return self.iss.split("://", 1)[-1].rstrip("/")
+
+    def expires_in(self, now: float) -> int:
+        return int(self.exp - now)
+
+    def describe(self, now: float) -> list[str]:
+        expiry = iso_utc(self.exp) if self.exp else "?"
+        return [
+            f"  issuer    {self.iss} ({self.issuer_kind})",
+            f"  subject   {self.sub}",
+            f"  audience  {self.aud}",
+            f"  expires   {expiry} (in {self.expires_in(now)} s)",
+        ]
+
+
+def decode_claims(token: str) -> Claims:
+    """Decode the JWT without checking its signature (the cloud checks it); never print the token."""
+    import jwt  # lazy
+
+    from .errors import ExchangeError
+
+    try:
+        header = jwt.get_unverified_header(token)
+        payload = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
+    except jwt.PyJWTError as exc:
+        raise ExchangeError(
+            f"{SERVICE} returned an OIDC token that is not a valid JWT ({type(exc).__name__}).", service=SERVICE
+        ) from exc
+    aud = payload.get("aud", "")
+    return Claims(
+        iss=str(payload.get("iss", "")),
+        sub=str(payload.get("sub", "")),
+        aud=", ".join(map(str, aud)) if isinstance(aud, list) else str(aud),
+        exp=_time_claim(payload, "exp"),
+        iat=_time_claim(payload, "iat"),
+        jti=str(payload.get("jti", "")),
+        kid=str(header.get("kid", "")),
+        alg=str(header.get("alg", "")),
+        raw=payload,
+    )
+
+
+#: the latest instant a claim may name (9999-12-31T23:59:59Z): later ones cannot be shown as dates
+_MAX_TIME = 253402300799
+
+
+def _time_claim(payload: dict[str, Any], name: str) -> int:
+    """A NumericDate claim as whole seconds; a value that is no date gets a message naming the claim."""
+    from .errors import ExchangeError
+
+    value = payload.get(name)
+    if value is None or value == "":
+        return 0
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = -1
+    if not 0 <= seconds <= _MAX_TIME or isinstance(value, bool):
+        raise ExchangeError(
+            f"{SERVICE} returned an OIDC token whose '{name}' claim is not a date in seconds from 1970 to 9999 "
+            f"({str(value)[:40]}).",
+            service=SERVICE,
+            code="InvalidToken",
+        )
+    return seconds
 
 
 # -- verified claims -----------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import heapq
 import json
@@ -68,6 +67,7 @@ from .claims import (
     parse_subject,
     vstoken_issuer,
 )
+from .text import iso_utc
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -600,7 +600,7 @@ def _json_object(segment: str, code: str, part: str) -> dict[str, Any]:
 
 def _time_text(value: float) -> str:
     try:
-        return f"{int(value)} ({dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')})"
+        return f"{int(value)} ({iso_utc(value)})"
     except (OverflowError, OSError, ValueError):
         return str(value)
 
@@ -839,25 +839,10 @@ class Verifier:
                     _time_text(exp),
                 )
             )
-        if iat is not None and now < iat - self.leeway:
-            raise _Refused(
-                Refusal(
-                    "not_yet_valid",
-                    "iat",
-                    f"before {_time_text(now + self.leeway)} (now, plus {self.leeway} s skew)",
-                    _time_text(iat),
-                    "issued in the future",
-                )
-            )
-        if nbf is not None and now < nbf - self.leeway:
-            raise _Refused(
-                Refusal(
-                    "not_yet_valid",
-                    "nbf",
-                    f"before {_time_text(now + self.leeway)} (now, plus {self.leeway} s skew)",
-                    _time_text(nbf),
-                )
-            )
+        for name, value, detail in (("iat", iat, "issued in the future"), ("nbf", nbf, "")):
+            if value is not None and now < value - self.leeway:
+                expected = f"before {_time_text(now + self.leeway)} (now, plus {self.leeway} s skew)"
+                raise _Refused(Refusal("not_yet_valid", name, expected, _time_text(value), detail))
         return self._typed(payload, iss, shape, issuer_id, audiences, exp, nbf, iat)
 
     def _header(self, header_b64: str) -> str:
@@ -1076,7 +1061,7 @@ class Verifier:
     def _refuse(self, refusal: Refusal, claims: TokenClaims | None, digest: str) -> Decision:
         allowed = self.mode == AUDIT
         event: dict[str, Any] = {
-            "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": iso_utc(time.time()),
             "mode": self.mode,
             "outcome": "allowed (audit: would have been refused)" if allowed else "refused",
             "token_sha256": digest,
