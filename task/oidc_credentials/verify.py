@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
-from urllib.parse import urlsplit
 
 from .claims import (
     ADO_AUDIENCE,
@@ -99,7 +98,6 @@ AUDIT = "audit"
 MAX_TOKEN_LENGTH = 16 * 1024
 DEFAULT_LEEWAY = 60
 _TOKEN_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def token_sha256(token: str) -> str:
@@ -165,16 +163,18 @@ class FetchError(Exception):
     pass
 
 
-def _check_url(url: str, allow_loopback_http: bool) -> None:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.username or parts.password:
-        raise FetchError(f"refusing {url}: credentials in the URL")
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and allow_loopback_http and host in _LOOPBACK:
-        return
-    raise FetchError(f"refusing {url}: only https URLs are fetched")
+def _check_url(url: str, allow_loopback_http: bool) -> str:
+    """The URL's host, after the package's one URL guard (parsers agree, no user info, https; http to loopback
+    only when allowed); FetchError otherwise."""
+    from .destination import UnsafeDestination, parse
+
+    try:
+        origin = parse(url, what="a key fetch")
+    except UnsafeDestination as exc:
+        raise FetchError(f"refusing {url}: {exc.reason}") from None
+    if origin.scheme != "https" and not allow_loopback_http:
+        raise FetchError(f"refusing {url}: only https URLs are fetched")
+    return origin.host
 
 
 class HttpsFetcher:
@@ -922,8 +922,7 @@ class Verifier:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise FetchError(f"the discovery document at {url} has no jwks_uri")
-        _check_url(jwks_uri, self._allow_loopback_http)
-        if (urlsplit(jwks_uri).hostname or "").lower() != (urlsplit(url).hostname or "").lower():
+        if _check_url(jwks_uri, self._allow_loopback_http) != _check_url(url, self._allow_loopback_http):
             raise FetchError(f"the discovery document at {url} points its keys at another host: {jwks_uri}")
         return jwks_uri
 
