@@ -12,6 +12,7 @@ BENCHES = {
     "azure": "bench.azure",
     "keyvault": "bench.keyvault",
     "firstrun": "bench.firstrun",
+    "verify": "bench.verify",
 }
 
 

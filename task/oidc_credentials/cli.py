@@ -31,6 +31,7 @@ OK, FAILED, USAGE = 0, 1, 2
 #: subcommand -> its module; one line each
 SUBCOMMANDS: dict[str, str] = {
     "providers": "oidc_credentials.commands.providers",
+    "verify": "oidc_credentials.commands.verify",
 }
 
 

@@ -1,4 +1,4 @@
-"""The job's OIDC token: request it from Azure DevOps, decode its claims for the pre-flight log.
+"""The job's OIDC token: request it from Azure DevOps; its claims (:mod:`.claims`) go to the pre-flight log.
 
 ``POST {System.OidcRequestUri}?api-version=7.1&serviceConnectionId={guid}`` with the job access token
 as a bearer token; the answer is ``{"oidcToken": "<JWT>"}``. The token lives five to ten minutes and is
@@ -8,26 +8,20 @@ minted per call, so it is requested right before each exchange (:class:`TokenSou
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from . import destination
 from .agent import GUID, AgentEnv
+
+# Claims and decode_claims live in claims.py with the token formats; imported here for existing callers.
+from .claims import SERVICE, Claims, TokenKind, decode_claims
 from .destination import Origin, UnsafeDestination
 from .errors import ConfigError, ExchangeError
 from .http import Http, Response
-from .text import iso_utc
 
-SERVICE = "Azure DevOps"
+__all__ = ["API_VERSION", "SERVICE", "Claims", "TokenSource", "decode_claims", "request_url", "token_origin"]
+
 API_VERSION = "7.1"
-ENTRA_HOSTS = (
-    "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.chinacloudapi.cn",
-    "login.partner.microsoftonline.cn",
-)
-VSTOKEN_HOST = "vstoken.dev.azure.com"
 ACCESS_TOKEN = "the job access token"  # noqa: S105 (a description, not a secret)
 
 _CLASSIC_HINT = (
@@ -35,95 +29,6 @@ _CLASSIC_HINT = (
     "token is always there. Check also that the job authorization scope (project or collection) can read "
     "this project, and that the job has not outlived its access token."
 )
-
-
-@dataclass(frozen=True)
-class Claims:
-    """The parts of the OIDC token a trust configuration is written against."""
-
-    iss: str
-    sub: str
-    aud: str
-    exp: int
-    iat: int = 0
-    jti: str = ""
-    kid: str = ""
-    alg: str = ""
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def issuer_kind(self) -> str:
-        host = urlsplit(self.iss).hostname or ""
-        if host == VSTOKEN_HOST:
-            return "Azure DevOps issuer, vstoken"
-        if host in ENTRA_HOSTS:
-            return "Microsoft Entra issuer"
-        return "unrecognised issuer"
-
-    @property
-    def issuer_id(self) -> str:
-        """The issuer without its scheme: the prefix of AWS condition keys (``vstoken.dev.azure.com/<org>``)."""
-        return self.iss.split("://", 1)[-1].rstrip("/")
-
-    def expires_in(self, now: float) -> int:
-        return int(self.exp - now)
-
-    def describe(self, now: float) -> list[str]:
-        expiry = iso_utc(self.exp) if self.exp else "?"
-        return [
-            f"  issuer    {self.iss} ({self.issuer_kind})",
-            f"  subject   {self.sub}",
-            f"  audience  {self.aud}",
-            f"  expires   {expiry} (in {self.expires_in(now)} s)",
-        ]
-
-
-def decode_claims(token: str) -> Claims:
-    """Decode the JWT without checking its signature (the cloud checks it); never print the token."""
-    import jwt  # lazy
-
-    try:
-        header = jwt.get_unverified_header(token)
-        payload = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
-    except jwt.PyJWTError as exc:
-        raise ExchangeError(
-            f"{SERVICE} returned an OIDC token that is not a valid JWT ({type(exc).__name__}).", service=SERVICE
-        ) from exc
-    aud = payload.get("aud", "")
-    return Claims(
-        iss=str(payload.get("iss", "")),
-        sub=str(payload.get("sub", "")),
-        aud=", ".join(map(str, aud)) if isinstance(aud, list) else str(aud),
-        exp=_time_claim(payload, "exp"),
-        iat=_time_claim(payload, "iat"),
-        jti=str(payload.get("jti", "")),
-        kid=str(header.get("kid", "")),
-        alg=str(header.get("alg", "")),
-        raw=payload,
-    )
-
-
-#: the latest instant a claim may name (9999-12-31T23:59:59Z): later ones cannot be shown as dates
-_MAX_TIME = 253402300799
-
-
-def _time_claim(payload: dict[str, Any], name: str) -> int:
-    """A NumericDate claim as whole seconds; a value that is no date gets a message naming the claim."""
-    value = payload.get(name)
-    if value is None or value == "":
-        return 0
-    try:
-        seconds = int(value)
-    except (TypeError, ValueError, OverflowError):
-        seconds = -1
-    if not 0 <= seconds <= _MAX_TIME or isinstance(value, bool):
-        raise ExchangeError(
-            f"{SERVICE} returned an OIDC token whose '{name}' claim is not a date in seconds from 1970 to 9999 "
-            f"({str(value)[:40]}).",
-            service=SERVICE,
-            code="InvalidToken",
-        )
-    return seconds
 
 
 def token_origin(agent: AgentEnv, collection: str) -> Origin:
@@ -347,7 +252,7 @@ class TokenSource:
             )
         self._on_token(token)
         claims = decode_claims(token)
-        if claims.sub.startswith("p://"):
+        if claims.kind is TokenKind.PIPELINE:
             raise ConfigError(
                 f"{SERVICE} returned the pipeline's own token (subject {claims.sub}) instead of one for service "
                 f"connection {self._connection_id}: the connection id was not recognised. Pick the connection in "

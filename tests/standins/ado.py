@@ -4,7 +4,11 @@ Behaves like ``POST {System.OidcRequestUri}?api-version=7.1&serviceConnectionId=
 (platform.md §1): RS256 tokens with a ``kid``, issuer ``https://vstoken.dev.azure.com/<orgId>`` (or the
 Entra issuer for connections converted to it), audience ``api://AzureADTokenExchange``, subject
 ``sc://<org>/<project>/<connection name>``; a name instead of a GUID returns the pipeline's ``p://`` token,
-as the real service does. Errors have the real shapes: a sign-in redirect (or TF400813 with
+as the real service does. Issuer, subject and audience formats are the package's own
+(``oidc_credentials.claims``). Discovery answers for every organisation it knows (:meth:`add_organization`)
+with the one shared key set; :meth:`rotate_key` rolls the signing key. Entra-issued tokens are signed
+with a key of their own, published through the Entra discovery path (``/<tenant>/v2.0/.well-known/…``,
+``/<tenant>/discovery/v2.0/keys``) for a verifier whose Entra host is mapped here. Errors have the real shapes: a sign-in redirect (or TF400813 with
 ``X-TFS-FedAuthRedirect: Suppress``) for a bad access token, "There is no explicit reference to service
 connection …" for a connection the stage does not reference, a missing api-version, GET not allowed.
 Faults (5xx, 429) can be queued to exercise retries.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -24,17 +29,39 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from oidc_credentials.claims import (
+    ADO_AUDIENCE,
+    AZURE_DEVOPS_APP_ID,
+    ENTRA_AUDIENCE,
+    VSTOKEN_BASE,
+    entra_issuer,
+    entra_subject,
+    pipeline_subject,
+    service_connection_subject,
+    vstoken_issuer,
+)
 from werkzeug.wrappers import Request, Response
 
-VSTOKEN = "https://vstoken.dev.azure.com"
-ADO_AUDIENCE = "api://AzureADTokenExchange"
-ENTRA_AUDIENCE = "fb60f99c-7a34-4190-8149-302f77469936"
-AZURE_DEVOPS_APP = "499b84ac-1321-427f-aa17-267ca6975798"
+VSTOKEN = VSTOKEN_BASE
+AZURE_DEVOPS_APP = AZURE_DEVOPS_APP_ID
+_ENTRA_DISCOVERY = re.compile(r"/([0-9a-f-]{36})/v2\.0/\.well-known/openid-configuration")
+_ENTRA_KEYS = re.compile(r"/([0-9a-f-]{36})/discovery/v2\.0/keys")
 
 
-def _b64_guid(value: str) -> str:
-    """The unpadded base64url of a GUID in .NET byte order, as the Entra issuer's subjects hold it."""
-    return base64.urlsafe_b64encode(uuid.UUID(value).bytes_le).rstrip(b"=").decode()
+class SigningKey:
+    """An RSA signing key and its kid (the SHA-1 thumbprint, upper-case hex, as the real kid is)."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        der = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.kid = hashlib.sha1(der).hexdigest().upper()  # noqa: S324 - a thumbprint
+
+    def jwk(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        return jwk
 
 
 @dataclass
@@ -82,16 +109,41 @@ class AzureDevOps:
         self.requests: list[dict[str, Any]] = []
         self.issued: list[str] = []
         self._lock = threading.Lock()
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = self._key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.kid = hashlib.sha1(der).hexdigest().upper()  # noqa: S324 - a thumbprint, as the real kid is
+        #: the published keys, the signing one first
+        self.keys: list[SigningKey] = [SigningKey()]
+        self.entra_key = SigningKey()
+        #: organisation id -> name: every organisation discovery answers for
+        self.organizations: dict[str, str] = {self.org_id: org}
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
+    def _key(self) -> Any:
+        return self.keys[0].private
+
+    @property
+    def kid(self) -> str:
+        return self.keys[0].kid
+
+    @property
     def issuer(self) -> str:
-        return f"{VSTOKEN}/{self.org_id}"
+        return vstoken_issuer(self.org_id)
+
+    def add_organization(self, name: str) -> str:
+        """Another organisation on the same service (same key set); returns its id."""
+        org_id = str(uuid.uuid4())
+        self.organizations[org_id] = name
+        return org_id
+
+    def rotate_key(self, key: SigningKey | None = None, *, keep_old: bool = True) -> str:
+        """Sign with a new key (or ``key``) from now on; the key set publishes it first, and the old one if kept."""
+        with self._lock:
+            self.keys = [key or SigningKey(), *(self.keys[:1] if keep_old else [])]
+            return self.keys[0].kid
+
+    def fetches(self, path: str = "/.well-known/jwks") -> int:
+        """How many times ``path`` was requested (the key set, by default)."""
+        with self._lock:
+            return sum(1 for r in self.requests if r["path"] == path)
 
     @property
     def collection_uri(self) -> str:
@@ -113,10 +165,8 @@ class AzureDevOps:
 
     def subject(self, conn: Connection) -> str:
         if conn.issuer == "entra":
-            return (
-                f"/eid1/c/pub/t/{_b64_guid(conn.tenant_id)}/a/{_b64_guid(AZURE_DEVOPS_APP)}/sc/{self.org_id}/{conn.id}"
-            )
-        return f"sc://{self.org}/{self.project}/{conn.name}"
+            return entra_subject(conn.tenant_id, self.org_id, conn.id)
+        return service_connection_subject(self.org, self.project, conn.name)
 
     def fail_next(self, count: int, status: int = 503, body: str = "", headers: dict[str, str] | None = None) -> None:
         with self._lock:
@@ -130,22 +180,30 @@ class AzureDevOps:
         )
 
     def jwks(self) -> dict[str, Any]:
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
-        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
-        return {"keys": [jwk]}
+        return {"keys": [key.jwk() for key in self.keys]}
 
-    def mint(self, claims: dict[str, Any], *, now: int | None = None, lifetime: int | None = None) -> str:
+    def mint(
+        self,
+        claims: dict[str, Any],
+        *,
+        now: int | None = None,
+        lifetime: int | None = None,
+        key: SigningKey | None = None,
+    ) -> str:
         """Sign a token the way the service does (tests use it for expired or odd tokens)."""
         iat = int(time.time()) if now is None else now
         payload = {"jti": str(uuid.uuid4()), "nbf": iat - 600, "iat": iat, "exp": iat + (lifetime or self.lifetime)}
         payload.update(claims)
-        x5t = base64.urlsafe_b64encode(bytes.fromhex(self.kid)).rstrip(b"=").decode()
-        return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self.kid, "x5t": x5t, "typ": "JWT"})
+        signer = key or self.keys[0]
+        x5t = base64.urlsafe_b64encode(bytes.fromhex(signer.kid)).rstrip(b"=").decode()
+        return jwt.encode(
+            payload, signer.private, algorithm="RS256", headers={"kid": signer.kid, "x5t": x5t, "typ": "JWT"}
+        )
 
     def token_for(self, conn: Connection) -> str:
         if conn.issuer == "entra":
             claims = {
-                "iss": f"https://login.microsoftonline.com/{conn.tenant_id}/v2.0",
+                "iss": entra_issuer(conn.tenant_id),
                 "aud": ENTRA_AUDIENCE,
                 "sub": self.subject(conn),
                 "azp": AZURE_DEVOPS_APP,
@@ -153,21 +211,27 @@ class AzureDevOps:
                 "idtyp": "app",
                 "ver": "2.0",
             }
-            return self.mint(claims, lifetime=86700)
+            return self.mint(claims, lifetime=86700, key=self.entra_key)
         return self.mint({"iss": self.issuer, "aud": ADO_AUDIENCE, "sub": self.subject(conn)})
 
-    def pipeline_token(self) -> str:
-        return self.mint(
-            {
-                "iss": self.issuer,
-                "aud": ADO_AUDIENCE,
-                "sub": f"p://{self.org}/{self.project}/{self.pipeline}",
-                "org_id": self.org_id,
-                "prj_id": self.project_id,
-                "def_id": "42",
-                "run_id": "1234",
-            }
-        )
+    def pipeline_claims(self) -> dict[str, Any]:
+        """The claims of this job's pipeline token (Teleport's RFD 0211 sample, platform.md §3.1)."""
+        return {
+            "iss": self.issuer,
+            "aud": ADO_AUDIENCE,
+            "sub": pipeline_subject(self.org, self.project, self.pipeline),
+            "org_id": self.org_id,
+            "prj_id": self.project_id,
+            "def_id": "42",
+            "rpo_id": "a6e6b5a2-4b4f-4b3a-9a1b-0b6c1f1e2d3c",
+            "rpo_uri": f"https://dev.azure.com/{self.org}/{self.project}/_git/{self.pipeline}",
+            "rpo_ver": "9f2c1e0d4b5a69788796a5b4c3d2e1f00a1b2c3d",
+            "rpo_ref": "refs/heads/main",
+            "run_id": "1234",
+        }
+
+    def pipeline_token(self, **overrides: Any) -> str:
+        return self.mint({**self.pipeline_claims(), **overrides})
 
     # -- the service ------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -213,11 +277,32 @@ class AzureDevOps:
         path = request.path
         if path == "/.well-known/jwks":
             return Response(json.dumps(self.jwks()), 200, content_type="application/json")
-        if path == f"/{self.org_id}/.well-known/openid-configuration":
+        entra = _ENTRA_DISCOVERY.fullmatch(path)
+        if entra and any(c.tenant_id == entra.group(1) for c in self.connections.values()):
+            tenant = entra.group(1)
             return Response(
                 json.dumps(
                     {
-                        "issuer": self.issuer,
+                        "issuer": entra_issuer(tenant),
+                        "jwks_uri": f"{self.base_url}/{tenant}/discovery/v2.0/keys",
+                        "token_endpoint": f"{self.base_url}/{tenant}/oauth2/v2.0/token",
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        "subject_types_supported": ["pairwise"],
+                        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                    }
+                ),
+                200,
+                content_type="application/json",
+            )
+        keys = _ENTRA_KEYS.fullmatch(path)
+        if keys and any(c.tenant_id == keys.group(1) for c in self.connections.values()):
+            return Response(json.dumps({"keys": [self.entra_key.jwk()]}), 200, content_type="application/json")
+        org_id = path[1:].split("/", 1)[0]
+        if path == f"/{org_id}/.well-known/openid-configuration" and org_id in self.organizations:
+            return Response(
+                json.dumps(
+                    {
+                        "issuer": vstoken_issuer(org_id),
                         "jwks_uri": f"{self.base_url}/.well-known/jwks",
                         "subject_types_supported": ["public", "pairwise"],
                         "response_types_supported": ["id_token"],

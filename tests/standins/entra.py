@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
+from oidc_credentials.claims import ADO_AUDIENCE, ENTRA_AUDIENCE, entra_issuer
 from werkzeug.wrappers import Request, Response
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -53,7 +54,7 @@ class FederatedCredential:
     name: str
     issuer: str
     subject: str
-    audiences: list[str] = field(default_factory=lambda: ["api://AzureADTokenExchange"])
+    audiences: list[str] = field(default_factory=lambda: [ADO_AUDIENCE])
 
 
 @dataclass
@@ -102,7 +103,7 @@ class Entra:
         return app
 
     def trust(
-        self, app: App, *, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange", name: str = "ado"
+        self, app: App, *, issuer: str, subject: str, audience: str = ADO_AUDIENCE, name: str = "ado"
     ) -> FederatedCredential:
         credential = FederatedCredential(name, issuer, subject, [audience])
         app.federated.append(credential)
@@ -481,11 +482,10 @@ def wire(entra: Entra, ado: Any, *, url: str, connection: str = "azure-prod", is
     tenant = entra.add_tenant()
     app = entra.add_app(tenant)
     conn = ado.add_connection(connection, issuer=issuer, tenant_id=tenant.tenant_id)
-    jwks = f"{ado.base_url}/.well-known/jwks"
-    entra.trust_issuer_keys(ado.issuer, jwks)
-    entra.trust_issuer_keys(f"https://login.microsoftonline.com/{tenant.tenant_id}/v2.0", jwks)
-    token_issuer = ado.issuer if issuer == "vstoken" else f"https://login.microsoftonline.com/{tenant.tenant_id}/v2.0"
-    audience = "api://AzureADTokenExchange" if issuer == "vstoken" else "fb60f99c-7a34-4190-8149-302f77469936"
+    entra.trust_issuer_keys(ado.issuer, f"{ado.base_url}/.well-known/jwks")
+    entra.trust_issuer_keys(entra_issuer(tenant.tenant_id), f"{ado.base_url}/{tenant.tenant_id}/discovery/v2.0/keys")
+    token_issuer = ado.issuer if issuer == "vstoken" else entra_issuer(tenant.tenant_id)
+    audience = ADO_AUDIENCE if issuer == "vstoken" else ENTRA_AUDIENCE
     subject = ado.subject(conn)
     entra.trust(app, issuer=token_issuer, subject=subject, audience=audience)
     return AzureWorld(entra, tenant, app, conn.id, token_issuer, subject, url)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from oidc_credentials.claims import ADO_AUDIENCE
 from werkzeug.wrappers import Request, Response
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -32,7 +33,7 @@ class Role:
     arn: str
     #: issuer id (``vstoken.dev.azure.com/<org>``) -> required sub (StringLike pattern) and aud
     trust_sub: str
-    trust_aud: str = "api://AzureADTokenExchange"
+    trust_aud: str = ADO_AUDIENCE
     issuer_id: str = ""
     max_session: int = 3600
 
@@ -60,10 +61,10 @@ class Sts:
 
     def trust(self, issuer_url: str, keys: Callable[[], Any], client_ids: list[str] | None = None) -> None:
         issuer_id = issuer_url.split("://", 1)[-1]
-        self.providers[issuer_id] = OidcProvider(issuer_url, client_ids or ["api://AzureADTokenExchange"], keys)
+        self.providers[issuer_id] = OidcProvider(issuer_url, client_ids or [ADO_AUDIENCE], keys)
 
     def add_role(
-        self, arn: str, *, issuer_url: str, sub: str, aud: str = "api://AzureADTokenExchange", max_session: int = 3600
+        self, arn: str, *, issuer_url: str, sub: str, aud: str = ADO_AUDIENCE, max_session: int = 3600
     ) -> Role:
         role = Role(arn, sub, aud, issuer_url.split("://", 1)[-1], max_session)
         self.roles[arn] = role
