@@ -216,6 +216,7 @@ def test_entra_subject_over_127_bytes_is_detected_before_the_call(
 ) -> None:
     conn = ado.add_connection("gcp-entra", issuer="entra", tenant_id="ff882432-09b0-437b-bd22-ca13c0037ded")
     gcp.provider.issuer = f"https://login.microsoftonline.com/{conn.tenant_id}/v2.0"
+    gcp.provider.keys = lambda: ado.entra_key.private.public_key()  # Entra signs with its own key
     gcp.provider.allowed_audiences = ["fb60f99c-7a34-4190-8149-302f77469936"]
     gcp.conn = conn
     run = gcp.job(job).run()
@@ -229,7 +230,8 @@ def test_entra_subject_over_127_bytes_is_detected_before_the_call(
     short = gcp.provider.principal(ado.subject(conn).split("/sc/")[1])
     gcp.google.accounts[SA].token_creators.add(short)
     job.env.pop("INPUT_GCPCONNECTION")
-    assert not gcp.job(job).run().failed
+    second = gcp.job(job).run()
+    assert not second.failed, second.text
 
 
 # -- errors: impersonation (IAM Credentials) ------------------------------------------------------
