@@ -461,7 +461,7 @@ def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
         assert env[key] == f"$({value})"
 
 
-@pytest.mark.parametrize("name", ["aws", "azure", "keyvault"])
+@pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
 @pytest.mark.parametrize("shell", ["script", "bash", "pwsh"])
 def test_the_script_runs_in_the_shell_picked(name: str, shell: str) -> None:
     params = dict(MINIMAL[name], script="echo hi", shell=shell)
