@@ -223,7 +223,8 @@ def test_entra_subject_over_127_bytes_is_detected_before_the_call(
     message = failed(run)
     warning = next(w for w in run.warnings if "127-byte" in w)
     assert run.text.index(warning[:40]) < run.text.index("##[error]")  # said before Google answered
-    assert "google.subject=assertion.sub.split('/sc/')[1]" in message and "bytes" in message
+    assert "google.subject=assertion.sub.split('/sc/')[1]" in message and "138 bytes" in message
+    assert "exceeds the 127 bytes limit" in message  # Google's own words, then the fix
 
     # with the mapping fix in place the same connection works (the warning stays as a reminder)
     gcp.provider.mapping = lambda claims: claims["sub"].split("/sc/")[1]

@@ -362,7 +362,7 @@ def explain_sts(err: GoogleError, config: GcpConfig, claims: Claims | None) -> E
     iss = claims.iss if claims else "<the token's issuer>"
     sub = claims.sub if claims else "<the token's subject>"
     aud = claims.aud if claims else "api://AzureADTokenExchange"
-    if "127" in text or ("subject" in text and "exceed" in text) or (err.code == "invalid_grant" and too_long(claims)):
+    if "127" in text or ("subject" in text and "exceed" in text):
         fix = (
             f"The token's subject is {len(sub.encode())} bytes; Google maps at most {MAX_SUBJECT_BYTES} into "
             f"google.subject. {_subject_fix(claims)}"
@@ -390,6 +390,16 @@ def explain_sts(err: GoogleError, config: GcpConfig, claims: Claims | None) -> E
         fix = (
             "The pool or provider does not accept this client: check that both are enabled (gcloud iam "
             f"workload-identity-pools providers describe {prov} --location=global --workload-identity-pool={pool})."
+        )
+    elif "signature" in text:
+        fix = (
+            f"The provider could not verify the token's signature with the keys it has for {iss}. If the provider "
+            "was given keys (--jwk-json-path), upload the issuer's current keys; otherwise check --issuer-uri."
+        )
+    elif err.code == "invalid_grant" and too_long(claims):
+        fix = (
+            f"The token's subject is {len(sub.encode())} bytes; Google maps at most {MAX_SUBJECT_BYTES} into "
+            f"google.subject. {_subject_fix(claims)}"
         )
     elif err.code == "invalid_grant":
         fix = (
