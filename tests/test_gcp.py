@@ -223,7 +223,8 @@ def test_entra_subject_over_127_bytes_is_detected_before_the_call(
     message = failed(run)
     warning = next(w for w in run.warnings if "127-byte" in w)
     assert run.text.index(warning[:40]) < run.text.index("##[error]")  # said before Google answered
-    assert "google.subject=assertion.sub.split('/sc/')[1]" in message and "bytes" in message
+    assert "google.subject=assertion.sub.split('/sc/')[1]" in message and "138 bytes" in message
+    assert "exceeds the 127 bytes limit" in message  # Google's own words, then the fix
 
     # with the mapping fix in place the same connection works (the warning stays as a reminder)
     gcp.provider.mapping = lambda claims: claims["sub"].split("/sc/")[1]
@@ -298,12 +299,22 @@ def test_configuration_mistakes_are_refused_before_sending(
     assert gcp.google.requests == [] and not any(r["path"].endswith("/oidctoken") for r in gcp.ado.requests)
 
 
-def test_an_http_sts_url_is_refused(gcp: GcpWorld, job: AgentJob) -> None:
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://sts.googleapis.com", "must be https"),
+        ("https://evil.example\\@sts.googleapis.com", "backslash"),
+        ("https://user@sts.googleapis.com", "user information"),
+        ("https://sts.googleapis.com%2f@evil.example", "user information"),
+        ("https://sts.googleapis.com\t.evil.example", "whitespace"),
+    ],
+)
+def test_an_unsafe_sts_url_is_refused_before_sending(gcp: GcpWorld, job: AgentJob, url: str, reason: str) -> None:
     job.inputs(provider="gcp", gcpConnection=gcp.conn.id)
-    job.endpoint(
-        gcp.conn.id, url="http://sts.googleapis.com", scheme="None", params={"workloadIdentityProvider": PROVIDER}
-    )
-    assert "must be an https URL" in failed(job.run())
+    job.endpoint(gcp.conn.id, url=url, scheme="None", params={"workloadIdentityProvider": PROVIDER})
+    message = failed(job.run())
+    assert "STS endpoint" in message and reason in message
+    assert not any(r["path"].endswith("/oidctoken") for r in gcp.ado.requests), "not even the OIDC token was asked for"
 
 
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed on this machine")

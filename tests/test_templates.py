@@ -421,6 +421,7 @@ FULL: dict[str, dict[str, Any]] = {
         "role": "ado-deploy",
         "mountPath": "azure-devops",
         "namespace": "admin/team",
+        "multilineSecrets": "file",
         "caCertificate": "/etc/ssl/vault-ca.pem",
         "publishOutputVariables": True,
         "name": "vault",

@@ -3,8 +3,10 @@ stand-in's token, KV v2 and v1 reads, the variables a later step uses, revocatio
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,8 +225,9 @@ def test_missing_field_lists_the_fields(vw: VaultWorld, job: AgentJob) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("secret/ado/app user | System.CollectionUri", "agent's own namespace"),
-        ("secret/ado/app user | AGENT_PROXYURL", "agent's own namespace"),
+        ("secret/ado/app user | System.CollectionUri", "agent's namespaces"),
+        ("secret/ado/app user | AGENT_PROXYURL", "agent's namespaces"),
+        ("secret/ado/app user | TF_BUILD", "agent's namespaces"),
         ("secret/ado/app user | Build-SourcesDirectory", "letters, digits"),
         ("secret/ado/app user | secret_x", "reserved by the agent"),
         ("secret/ado/app user | VAULT_TOKEN", "the task sets it itself"),
@@ -241,9 +244,21 @@ def test_bad_secret_lines_are_refused_before_sending(vw: VaultWorld, job: AgentJ
     assert not any(r["path"].endswith("/oidctoken") for r in vw.ado.requests), "nothing was sent"
 
 
-def test_plain_http_to_a_remote_vault_is_refused(vw: VaultWorld, job: AgentJob) -> None:
-    message = failed(vw.job(job, url="http://vault.example.com:8200").run())
-    assert "must be https" in message
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://vault.example.com:8200", "must be https"),
+        ("https://evil.example\\@vault.example.com", "backslash"),
+        ("https://user:pw@vault.example.com", "user information"),
+        ("https://vault.example.com\n.evil", "whitespace"),
+    ],
+)
+def test_an_unsafe_vault_address_is_refused_before_sending(
+    vw: VaultWorld, job: AgentJob, url: str, reason: str
+) -> None:
+    message = failed(vw.job(job, url=url).run())
+    assert "Vault connection's URL" in message and reason in message
+    assert not any(r["path"].endswith("/oidctoken") for r in vw.ado.requests), "not even the OIDC token was asked for"
 
 
 # -- a second, TLS server: Vault's own CA, then sealed ---------------------------------------------
@@ -375,3 +390,25 @@ def test_post_step_revokes_only_its_own_token(vw: VaultWorld, job: AgentJob) -> 
     done = post_step(job, second)
     assert "Revoked the job's Vault token" in done.text
     assert vw.bao.api("GET", "auth/token/lookup-self", token=later)[0] == 403
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8w\nggE7AgEAAkEAq7BFUpkGp3+5dAQf3x7n\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("mode", ["fail", "base64", "file"])
+def test_multi_line_values_follow_the_shared_policy(vw: VaultWorld, job: AgentJob, mode: str) -> None:
+    vw.bao.put("secret", "ado/tls", {"key": PEM})
+    run = vw.job(job, secrets="secret/ado/tls key | TLS_KEY", vaultMultilineSecrets=mode).run()
+    if mode == "fail":
+        message = failed(run)
+        assert "spans several lines" in message and "vaultMultilineSecrets" in message and "PRIVATE" not in message
+        return
+    assert not run.failed, run.text
+    assert_clean(run)
+    assert "MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8w" in run.secrets  # each line that matters is registered
+    if mode == "base64":
+        assert base64.b64decode(run.variables["TLS_KEY"]).decode() == PEM and "TLS_KEY" in run.secret_names
+    else:
+        path = Path(run.variables["VAULT_FILE_TLS_KEY"])
+        assert path.read_text() == PEM and stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert path.is_relative_to(job.env["AGENT_TEMPDIRECTORY"]) and "TLS_KEY" not in run.variables

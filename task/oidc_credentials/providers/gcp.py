@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .. import destination
 from ..agent import AgentEnv, Endpoint
+from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
@@ -49,7 +51,8 @@ SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}@[a-z0-9][a-z0-9.-]*\.[
 SA_PROJECT = re.compile(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$")
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z0-9.-]+:[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 UNIVERSE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+OIDC_TOKEN = "the OIDC token"  # noqa: S105 - descriptions for the destination guard, not secrets
+FEDERATED_TOKEN = "the federated access token"  # noqa: S105
 
 
 # -- the wire client ---------------------------------------------------------------------------
@@ -119,6 +122,8 @@ def sts_exchange(
         "POST",
         token_url,
         service=STS_SERVICE,
+        allowed=destination.parse(token_url, what=OIDC_TOKEN),
+        credential=OIDC_TOKEN,
         data={
             "grant_type": GRANT_TYPE,
             "audience": audience,
@@ -145,6 +150,8 @@ def _iam_call(http: Http, url: str, bearer: str, payload: dict[str, Any]) -> Res
         "POST",
         url,
         service=IAM_SERVICE,
+        allowed=destination.parse(url, what=FEDERATED_TOKEN),
+        credential=FEDERATED_TOKEN,
         json=payload,
         headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
     )
@@ -229,12 +236,13 @@ class GcpConfig:
         return f"principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/{pool}/subject/{subject}"
 
 
-def _require_https(url: str, what: str) -> str:
+def _require_https(url: str, what: str, credential: str) -> str:
+    """``url`` without a trailing slash, once the one destination guard admits it for ``credential``."""
+    try:
+        destination.parse(url, what=credential)
+    except UnsafeDestination as exc:
+        raise ConfigError(f"{what} must be a plain https URL, got '{destination.shown(url)}': {exc.reason}.") from exc
     parts = urlsplit(url)
-    if not parts.hostname or parts.username or parts.password or "\\" in url or any(c.isspace() for c in url):
-        raise ConfigError(f"{what} must be a plain https URL, got '{url}'.")
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise ConfigError(f"{what} must be an https URL, got '{url}'.")
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
 
@@ -266,10 +274,12 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> GcpConfig:
     url = endpoint.url.strip() or f"https://sts.{universe}"
     if universe != DEFAULT_UNIVERSE and url.rstrip("/") == f"https://sts.{DEFAULT_UNIVERSE}":
         url = f"https://sts.{universe}"
-    sts_url = _require_https(url, "The Google Cloud connection's URL (the STS endpoint)")
+    sts_url = _require_https(url, "The Google Cloud connection's URL (the STS endpoint)", OIDC_TOKEN)
     sts_url = re.sub(r"/v1(/token)?$", "", sts_url)
     iam_url = _require_https(
-        agent.input("gcpIamCredentialsUrl") or f"https://iamcredentials.{universe}", "Input 'gcpIamCredentialsUrl'"
+        agent.input("gcpIamCredentialsUrl") or f"https://iamcredentials.{universe}",
+        "Input 'gcpIamCredentialsUrl'",
+        FEDERATED_TOKEN,
     )
     iam_url = re.sub(r"/v1$", "", iam_url)
     account = (agent.input("gcpServiceAccount") or endpoint.param("serviceAccount")).strip().lower()
@@ -352,7 +362,7 @@ def explain_sts(err: GoogleError, config: GcpConfig, claims: Claims | None) -> E
     iss = claims.iss if claims else "<the token's issuer>"
     sub = claims.sub if claims else "<the token's subject>"
     aud = claims.aud if claims else "api://AzureADTokenExchange"
-    if "127" in text or ("subject" in text and "exceed" in text) or (err.code == "invalid_grant" and too_long(claims)):
+    if "127" in text or ("subject" in text and "exceed" in text):
         fix = (
             f"The token's subject is {len(sub.encode())} bytes; Google maps at most {MAX_SUBJECT_BYTES} into "
             f"google.subject. {_subject_fix(claims)}"
@@ -380,6 +390,16 @@ def explain_sts(err: GoogleError, config: GcpConfig, claims: Claims | None) -> E
         fix = (
             "The pool or provider does not accept this client: check that both are enabled (gcloud iam "
             f"workload-identity-pools providers describe {prov} --location=global --workload-identity-pool={pool})."
+        )
+    elif "signature" in text:
+        fix = (
+            f"The provider could not verify the token's signature with the keys it has for {iss}. If the provider "
+            "was given keys (--jwk-json-path), upload the issuer's current keys; otherwise check --issuer-uri."
+        )
+    elif err.code == "invalid_grant" and too_long(claims):
+        fix = (
+            f"The token's subject is {len(sub.encode())} bytes; Google maps at most {MAX_SUBJECT_BYTES} into "
+            f"google.subject. {_subject_fix(claims)}"
         )
     elif err.code == "invalid_grant":
         fix = (

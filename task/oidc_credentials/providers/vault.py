@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .. import destination, secret_vars
 from ..agent import AgentEnv, Endpoint
+from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..files import write_private
 from ..http import Http, Response
@@ -37,12 +39,12 @@ CONNECTION_INPUT = "vaultConnection"
 SERVICE = "Vault"
 DEFAULT_MOUNT = "jwt"
 ADO_AUDIENCE = "api://AzureADTokenExchange"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+OIDC_TOKEN = "the OIDC token"  # noqa: S105 - descriptions for the destination guard, not secrets
+VAULT_TOKEN = "the Vault token"  # noqa: S105
+MULTILINE = ("fail", "base64", "file")
 _MOUNT = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _PATH = re.compile(r"^[A-Za-z0-9_.@=+-]+(/[A-Za-z0-9_.@=+-]+)+$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
-#: names a later step's tools or the agent read about the job itself: never set from the secrets list
-_PROTECTED = ("SYSTEM_", "AGENT_", "BUILD_", "RELEASE_", "PIPELINE_", "ENVIRONMENT_", "RESOURCES_", "TASK_", "COMMON_")
 _OWN = ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "VAULT_CACERT")
 
 
@@ -95,7 +97,14 @@ def _retry_if(resp: Response) -> bool:
 
 
 def _call(
-    http: Http, server: VaultServer, method: str, path: str, *, token: str = "", json_body: Any = None
+    http: Http,
+    server: VaultServer,
+    method: str,
+    path: str,
+    *,
+    token: str = "",
+    json_body: Any = None,
+    credential: str = VAULT_TOKEN,
 ) -> Response:
     headers = {"Accept": "application/json"}
     if token:
@@ -110,11 +119,15 @@ def _call(
         json=json_body,
         retry_if=_retry_if,
         ca_bundle=server.ca_bundle,
+        allowed=destination.parse(server.address, what=credential),
+        credential=credential,
     )
 
 
 def jwt_login(http: Http, server: VaultServer, *, mount: str, role: str, jwt: str) -> VaultLogin | VaultError:
-    resp = _call(http, server, "POST", f"auth/{mount}/login", json_body={"role": role, "jwt": jwt})
+    resp = _call(
+        http, server, "POST", f"auth/{mount}/login", json_body={"role": role, "jwt": jwt}, credential=OIDC_TOKEN
+    )
     if resp.status != 200:
         return _error(resp)
     body = resp.json()
@@ -193,17 +206,16 @@ class VaultConfig:
     ca_pem: str = ""
     ca_path: str = ""
     temp_dir: str = ""
+    #: what to do with a multi-line value: fail, base64 or file (the shared secret-to-variable policy)
+    multiline: str = "fail"
 
 
 def protected_reason(name: str) -> str | None:
-    """Why a variable name from the secrets list may not be used, or None."""
-    why = check_variable_name(name)
+    """Why a variable name from the secrets list may not be used (the shared secret-to-variable policy), or None."""
+    why = check_variable_name(name) or secret_vars.protected(name)
     if why:
         return why
-    env = re.sub(r"[.\- ]", "_", name).upper()
-    if env.startswith(_PROTECTED) or env in ("TF_BUILD", "PATH"):
-        return "it is in the agent's own namespace (System., Agent., Build., Release., Pipeline., ...), which later steps trust"
-    if env in _OWN:
+    if secret_vars.agent_key(name).upper() in _OWN:
         return "the task sets it itself"
     return None
 
@@ -237,7 +249,7 @@ def parse_secrets(text: str) -> tuple[SecretRef, ...]:
         why = protected_reason(variable)
         if why:
             raise ConfigError(f"Input 'vaultSecrets', line {number}: cannot set variable '{variable}': {why}.")
-        key = re.sub(r"[.\- ]", "_", variable).upper()
+        key = secret_vars.agent_key(variable)
         if key in seen:
             raise ConfigError(
                 f"Input 'vaultSecrets', lines {seen[key]} and {number} both set '{variable}' (names are compared "
@@ -249,13 +261,16 @@ def parse_secrets(text: str) -> tuple[SecretRef, ...]:
 
 
 def _address(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if not parts.hostname or parts.username or parts.password or "\\" in url or any(c.isspace() for c in url.strip()):
+    """The server's address (no /v1, no trailing slash), once the one destination guard admits it."""
+    url = url.strip()
+    try:
+        destination.parse(url, what=OIDC_TOKEN)
+    except UnsafeDestination as exc:
         raise ConfigError(
-            f"The Vault connection's URL must be the server's address like https://vault.example.com:8200, got '{url}'."
-        )
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise ConfigError(f"The Vault connection's URL must be https (the token travels on it), got '{url}'.")
+            f"The Vault connection's URL must be the server's https address like https://vault.example.com:8200, "
+            f"got '{destination.shown(url)}': {exc.reason}."
+        ) from exc
+    parts = urlsplit(url)
     path = parts.path.rstrip("/")
     if path.endswith("/v1"):
         path = path[:-3]
@@ -297,7 +312,12 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> VaultConfig:
                 f"Input 'vaultCaCertificate' must be PEM text or the path of a PEM file on the agent; '{ca}' is not a file."
             )
         ca_path = os.path.abspath(ca)
-    return VaultConfig(address, role, mount, namespace, refs, ca_pem, ca_path, temp)
+    multiline = (agent.input("vaultMultilineSecrets") or "fail").lower()
+    if multiline not in MULTILINE:
+        raise ConfigError(f"Input 'vaultMultilineSecrets' must be one of {', '.join(MULTILINE)}, got '{multiline}'.")
+    if multiline == "file" and not temp:
+        raise ConfigError("Agent.TempDirectory is not set, so there is nowhere private for multi-line secret files.")
+    return VaultConfig(address, role, mount, namespace, refs, ca_pem, ca_path, temp, multiline)
 
 
 def server_of(config: VaultConfig) -> VaultServer:
@@ -442,7 +462,7 @@ def explain_read(err: VaultError, ref: SecretRef, api_path: str, mount: Mount | 
 
 
 # -- the exchange ------------------------------------------------------------------------------
-def _value(data: dict[str, Any], ref: SecretRef) -> str:
+def _value(data: dict[str, Any], ref: SecretRef, multiline_ok: bool) -> str:
     if not ref.field:
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
     if ref.field not in data:
@@ -455,17 +475,20 @@ def _value(data: dict[str, Any], ref: SecretRef) -> str:
         )
     value = data[ref.field]
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if "\n" in text or "\r" in text:
+    if not multiline_ok and ("\n" in text or "\r" in text):
         raise ExchangeError(
             f"The field '{ref.field}' of {ref.path} (line {ref.line}) spans several lines, which a secret pipeline "
-            "variable cannot hold. Map the whole secret (it arrives as one-line JSON) or store the value base64-encoded.",
+            "variable cannot hold. Set input 'vaultMultilineSecrets' to base64 (the variable holds it base64-encoded) "
+            "or file (a private file, its path in VAULT_FILE_<VARIABLE>), or map the whole secret (one-line JSON).",
             service=SERVICE,
             code="MultiLine",
         )
     return text
 
 
-def read_all(http: Http, server: VaultServer, token: str, refs: tuple[SecretRef, ...], log: Any) -> list[str]:
+def read_all(
+    http: Http, server: VaultServer, token: str, refs: tuple[SecretRef, ...], log: Any, *, multiline_ok: bool = False
+) -> list[str]:
     """The value of each reference, in order; raises the explained error for the first that fails."""
     mounts: dict[str, Mount] = {}
     values: list[str] = []
@@ -486,7 +509,7 @@ def read_all(http: Http, server: VaultServer, token: str, refs: tuple[SecretRef,
         if mount.version == 2:
             inner = data.get("data")
             data = inner if isinstance(inner, dict) else {}
-        values.append(_value(data, ref))
+        values.append(_value(data, ref, multiline_ok))
         log(f"Read {api_path}" + (f" field {ref.field}" if ref.field else " (whole secret)") + f" into {ref.variable}")
     return values
 
@@ -512,7 +535,9 @@ def obtain(config: VaultConfig, tokens: TokenSource, ctx: Context) -> tuple[Vaul
         + (" (renewable)" if login.renewable else "")
     )
     try:
-        values = read_all(ctx.http, server, login.token, config.secrets, ctx.log)
+        values = read_all(
+            ctx.http, server, login.token, config.secrets, ctx.log, multiline_ok=config.multiline != "fail"
+        )
     except TaskError:
         with contextlib.suppress(TaskError):
             revoke_self(ctx.http, server, login.token)
@@ -522,8 +547,9 @@ def obtain(config: VaultConfig, tokens: TokenSource, ctx: Context) -> tuple[Vaul
 
 
 # -- the pipeline ------------------------------------------------------------------------------
-def to_outcome(config: VaultConfig, login: VaultLogin, values: list[str], now: float) -> Outcome:
-    """VAULT_ADDR (plain), VAULT_TOKEN and each mapped value (secret), and what the post-job step revokes."""
+def to_outcome(config: VaultConfig, login: VaultLogin, values: list[str], now: float, suffix: str) -> Outcome:
+    """VAULT_ADDR (plain), VAULT_TOKEN (secret) and each mapped value by the shared secret-to-variable policy
+    (secret variables; multi-line ones base64-encoded or in private files), and what the post-job step revokes."""
     namespace = config.namespace.strip("/")
     variables = [Variable("VAULT_ADDR", config.address)]
     if namespace:
@@ -531,13 +557,21 @@ def to_outcome(config: VaultConfig, login: VaultLogin, values: list[str], now: f
     if config.ca_path:
         variables.append(Variable("VAULT_CACERT", config.ca_path))
     variables.append(Variable("VAULT_TOKEN", login.token, secret=True))
-    variables += [Variable(ref.variable, value, secret=True) for ref, value in zip(config.secrets, values)]
+    policy = secret_vars.Policy(
+        prefix="VAULT",
+        multiline=config.multiline,
+        folder=os.path.join(config.temp_dir, "oidc-credentials", f"vault-{suffix}"),
+        filter_input="vaultSecrets",
+    )
+    names = [ref.variable for ref in config.secrets]
+    planned = secret_vars.plan(zip(names, values), policy, requested=names)
     return Outcome(
-        variables=variables,
+        variables=variables + planned.variables,
         identity=f"role {config.role} (policies: {', '.join(login.policies) or 'none'})",
         expires=iso_utc(now + login.lease_duration) if login.lease_duration else "",
-        notes=["The Vault token is revoked when the job ends (the task's post-job step)."],
-        files=[File(config.ca_path, config.ca_pem)] if config.ca_pem else [],
+        notes=[*planned.notes, "The Vault token is revoked when the job ends (the task's post-job step)."],
+        secrets=planned.secrets,
+        files=([File(config.ca_path, config.ca_pem)] if config.ca_pem else []) + planned.files,
         post=post_data(config, login),
     )
 
@@ -557,11 +591,11 @@ def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
             with contextlib.suppress(OSError):
                 os.remove(config.ca_path)
         raise
-    return to_outcome(config, login, values, ctx.clock())
+    return to_outcome(config, login, values, ctx.clock(), secrets.token_hex(6))
 
 
 # -- end of job --------------------------------------------------------------------------------
-def _fingerprint(accessor: str) -> str:
+def _accessor_digest(accessor: str) -> str:
     return hashlib.sha256(accessor.encode("utf-8")).hexdigest()
 
 
@@ -570,7 +604,7 @@ def post_data(config: VaultConfig, login: VaultLogin) -> dict[str, Any]:
     accessor) that tells this step's token from another one VAULT_TOKEN may hold by then. Never the token."""
     data: dict[str, Any] = {"address": config.address, "namespace": config.namespace.strip("/")}
     if login.accessor:
-        data["accessor_sha256"] = _fingerprint(login.accessor)
+        data["accessor_sha256"] = _accessor_digest(login.accessor)
     if config.ca_pem:
         data["ca_pem"] = config.ca_pem  # a CA certificate is public; the post-job step deletes the task's copy first
     elif config.ca_path:
@@ -623,7 +657,7 @@ def revoke_job_token(ctx: Context, server: VaultServer, token: str, fingerprint:
                 else:
                     ctx.warn(f"Could not look up the job's Vault token at {server.address}: {found.text}.")
                 return
-            if _fingerprint(str(found.get("accessor") or "")) != fingerprint:
+            if _accessor_digest(str(found.get("accessor") or "")) != fingerprint:
                 ctx.warn(
                     "VAULT_TOKEN now holds another Vault token (a later step set it), so this step's token was not "
                     "revoked; it expires with its TTL. Give each Vault step its own job to have every token revoked."
