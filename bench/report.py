@@ -1,4 +1,8 @@
-"""Print bench/results.json as the Markdown table the README's Performance section holds."""
+"""bench/results.json as the Markdown table the README's Performance section holds.
+
+``python -m bench.report`` prints it; ``python -m bench.report --readme`` writes it into README.md
+between the ``<!-- bench:table -->`` markers.
+"""
 
 from __future__ import annotations
 
@@ -64,5 +68,25 @@ def markdown(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- bench:table -->", "<!-- /bench:table -->"
+
+
+def main(argv: list[str]) -> int:
+    paths = [a for a in argv if not a.startswith("--")]
+    text = markdown(json.loads((Path(paths[0]) if paths else RESULTS).read_text()))
+    if "--readme" not in argv:
+        print(text)
+        return 0
+    readme = RESULTS.parent.parent / "README.md"
+    body = readme.read_text(encoding="utf-8")
+    head, _, rest = body.partition(START)
+    _, found, tail = rest.partition(END)
+    if not found:
+        print(f"README.md has no {START} … {END} markers", file=sys.stderr)
+        return 1
+    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    return 0
+
+
 if __name__ == "__main__":
-    print(markdown(json.loads((Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS).read_text())))
+    sys.exit(main(sys.argv[1:]))
