@@ -128,6 +128,6 @@ def run() -> list[Case]:
         target=80,
         target_on="median",
         unit="MB",
+        derived_runs=len(python),
     )
-    memory.samples = [r["maxrss_kib"] / 1024 / 1000 for r in python]  # runs count; figures come from derived
     return [via_proxy, no_proxy, memory]

@@ -51,6 +51,12 @@ class Case:
     #: a derived figure (a slope or a formula) instead of samples: (median, min, max) in ms
     derived: tuple[float, float, float] | None = None
     derived_baseline: float | None = None
+    #: how many runs a derived figure came from
+    derived_runs: int | None = None
+
+    @property
+    def runs(self) -> int:
+        return self.derived_runs if self.derived_runs is not None else len(self.samples)
 
     # -- figures, in milliseconds ------------------------------------------------------------------
     @property
@@ -112,7 +118,7 @@ class Case:
             "median": r(self.median),
             "min": r(self.min),
             "max": r(self.max),
-            "runs": len(self.samples),
+            "runs": self.runs,
             "baseline": r(self.baseline),
             "baseline_name": self.baseline_name,
             "ratio": r(self.ratio, 3),
@@ -209,7 +215,7 @@ def table(cases: list[Case]) -> str:
                 _fmt(c.median) + unit,
                 _fmt(c.min) + (unit if c.min is not None else ""),
                 _fmt(c.max) + (unit if c.max is not None else ""),
-                str(len(c.samples)) if c.samples else "-",
+                str(c.runs) if c.runs else "-",
                 _fmt(c.baseline),
                 _fmt(c.ratio, "x"),
                 target_text(c),
