@@ -7,15 +7,18 @@ run is a row marked FAILED TO RUN and a non-zero exit: nothing is skipped silent
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import sys
 import time
 import traceback
+import types
 
 from bench.suite import CHART, RESULTS, Case, machine, table, write_json
 
-#: one module per area, each with run() -> list[Case]
+#: one module per area, each with run() -> list[Case] (or main() printing its figures: see _run_module)
 BENCHES = {
     "aws": "bench.aws",
     "azure": "bench.azure",
@@ -26,6 +29,28 @@ BENCHES = {
     "growth": "bench.growth",
     "verify": "bench.verify",
 }
+
+
+def _run_module(name: str, module: types.ModuleType) -> list[Case]:
+    """run() -> cases; a module that only has main() (it prints its own figures) is run and recorded as one
+    row without a target, its output kept in results.json, until it returns cases of its own."""
+    if hasattr(module, "run"):
+        cases: list[Case] = module.run()
+        return cases
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        module.main()
+    print(out.getvalue(), end="")
+    return [
+        Case(
+            f"{name}: printed figures (see results.json detail.output)",
+            [time.perf_counter() - start],
+            target_on="none",
+            note="a main()-only module: its figures are not in the table yet",
+            detail={"output": out.getvalue().splitlines()},
+        )
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -40,7 +65,7 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         print(f"## {name} ...", flush=True)
         try:
-            got = importlib.import_module(BENCHES[name]).run()
+            got = _run_module(name, importlib.import_module(BENCHES[name]))
         except Exception as exc:  # a case that cannot run is a failed row, never a silent skip
             traceback.print_exc()
             got = [Case(f"{name}: could not run", error=f"{type(exc).__name__}: {exc}")]

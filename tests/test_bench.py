@@ -92,6 +92,17 @@ def test_a_case_that_cannot_run_fails_the_suite(monkeypatch: pytest.MonkeyPatch,
     assert (tmp_path / "results-partial.png").stat().st_size > 0
 
 
+def test_a_module_with_only_main_is_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    legacy = types.SimpleNamespace(main=lambda: print("verify: 20000 /s"))
+    monkeypatch.setitem(sys.modules, "bench_fake_legacy", legacy)
+    monkeypatch.setattr(bench_main, "BENCHES", {"legacy": "bench_fake_legacy"})
+    monkeypatch.setattr(bench_main, "RESULTS", tmp_path / "results.json")
+    monkeypatch.setattr(bench_main, "CHART", tmp_path / "results.png")
+    assert bench_main.main(["legacy"]) == 0
+    case = json.loads((tmp_path / "results-partial.json").read_text())["cases"][0]
+    assert case["detail"]["output"] == ["verify: 20000 /s"] and case["met"] is None
+
+
 def _echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     body = json.dumps({"port": environ["REMOTE_PORT"], "path": environ["PATH_INFO"]}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
