@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import io
 import logging
+import os
 import sys
 import time
 import traceback
@@ -64,11 +65,15 @@ def main(argv: list[str]) -> int:
     for name in chosen:
         start = time.perf_counter()
         print(f"## {name} ...", flush=True)
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         try:
             got = _run_module(name, importlib.import_module(BENCHES[name]))
         except Exception as exc:  # a case that cannot run is a failed row, never a silent skip
             traceback.print_exc()
             got = [Case(f"{name}: could not run", error=f"{type(exc).__name__}: {exc}")]
+        finally:
+            if cores is not None:  # a module may pin itself to one core; the next one gets them all back
+                os.sched_setaffinity(0, cores)
         cases.extend(got)
         print(f"   {len(got)} case(s) in {time.perf_counter() - start:.0f} s", flush=True)
     results, chart = RESULTS, CHART
