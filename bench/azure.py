@@ -2,23 +2,18 @@
 
 Both start a fresh process, request the job's OIDC token from the Azure DevOps stand-in and exchange it
 at the Entra stand-in for an ARM token; the bare script is what a user would write with
-``AzurePipelinesCredential``. Target (issue #3): the task within 1.3x of the bare script.
+``AzurePipelinesCredential``. Target (issue #15): the task within 1.2x of the bare script.
 """
 
 from __future__ import annotations
 
-import os
-import statistics
-import subprocess
 import sys
-import time
 
+from bench.suite import Case, interleaved, runs_default, timed_run
 from demo.azure import start_entra
 from demo.stage import Stage
 from tests.harness import LAUNCHER
 from tests.standins.entra import AzureWorld
-
-RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 
 BARE = """
 import os
@@ -46,16 +41,8 @@ def bare_script_env(env: dict[str, str], stage: Stage, world: AzureWorld, **extr
     )
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or "result=Failed" in proc.stdout:
-        raise SystemExit(f"benchmark run failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
-    return elapsed
-
-
-def main() -> None:
+def run() -> list[Case]:
+    runs = runs_default(9)
     stage = Stage.start()
     try:
         world = start_entra(stage)
@@ -64,15 +51,19 @@ def main() -> None:
         bare_env = bare_script_env(env, stage, world)
         task = ["node", str(LAUNCHER)]
         bare = [sys.executable, "-c", BARE]
-        timed(task, env), timed(bare, bare_env)  # warm the file cache
-        ours, theirs = [], []
-        for _ in range(RUNS):  # interleaved, so drift hits both alike
-            ours.append(timed(task, env))
-            theirs.append(timed(bare, bare_env))
+        times = interleaved(
+            runs,
+            task=lambda: timed_run(task, env, expect="AZURE_ACCESS_TOKEN")[0],
+            bare=lambda: timed_run(bare, bare_env)[0],
+        )
     finally:
         stage.stop()
-    a, b = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
-    print(f"azure: task through the launcher, start -> exit  median {a:6.0f} ms  ({RUNS} runs)")
-    print(f"azure: bare AzurePipelinesCredential script      median {b:6.0f} ms")
-    print(f"azure: ratio {a / b:.2f}x  (target <= 1.3x)")
-    print(f"       machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    return [
+        Case(
+            "azure: whole task vs a bare AzurePipelinesCredential script",
+            times["task"],
+            "azure-identity script",
+            times["bare"],
+            target=1.2,
+        )
+    ]

@@ -224,9 +224,29 @@ def test_entra_issuer_recognised(ado: AzureDevOps) -> None:
     assert claims.sub.startswith("/eid1/c/pub/t/MiSI_7AJe0O9IsoTwAN97Q/a/rISbSSETf0KqFyZ8ppdXmA/sc/")
 
 
-def test_garbage_token_is_an_exchange_error() -> None:
-    with pytest.raises(ExchangeError, match="not a valid JWT"):
-        decode_claims("not-a-jwt")
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        "e30.e30",  # two segments
+        "e30.e30.sig.extra",
+        "e30.W10.sig",  # the payload is a JSON array, not an object
+        "e30.bm90IGpzb24.sig",  # the payload is not JSON
+        "e30.gA.sig",  # the payload is not UTF-8
+        "W10.e30.sig",  # the header is not an object
+    ],
+)
+def test_garbage_token_is_an_exchange_error(token: str) -> None:
+    with pytest.raises(ExchangeError, match="not a valid JWT") as caught:
+        decode_claims(token)
+    assert token not in str(caught.value)
+
+
+def test_claims_are_read_without_checking_the_signature(ado: AzureDevOps) -> None:
+    conn = ado.add_connection("aws-prod")
+    head, body, _sig = ado.token_for(conn).split(".")
+    claims = decode_claims(f"{head}.{body}.tampered")
+    assert claims.sub == ado.subject(conn) and claims.alg == "RS256" and claims.kid
 
 
 def test_claims_issuer_id() -> None:

@@ -274,6 +274,18 @@ def test_secret_client_reads_pages_and_values(client: SecretClient, vault: KeyVa
     assert issued and "xms_cc" in issued[0]["claims"]  # the SDK asked for a CAE-capable token after the challenge
 
 
+def test_secret_client_follows_pages_shorter_than_maxresults(
+    client: SecretClient, vault: KeyVault, world: AzureWorld
+) -> None:
+    vault.grant(world.app.client_id)
+    vault.page_size = 7  # the service may serve fewer items than maxresults asks for
+    for i in range(20):
+        vault.add(f"p-{i:02d}", f"value {i}")
+    assert sorted(p.name for p in client.list_properties_of_secrets()) == [f"p-{i:02d}" for i in range(20)]
+    pages = [r for r in vault.requests if r["path"] == "/secrets" and "Authorization" in r["headers"]]
+    assert len(pages) == 3
+
+
 def test_secret_client_sees_rbac_and_firewall_refusals(
     client: SecretClient, vault: KeyVault, world: AzureWorld
 ) -> None:

@@ -10,7 +10,8 @@
   (``https://host:port/secrets?api-version=…&$skiptoken=<base64 json>&maxresults=n``); items carry no
   value and no version. ``GET /secrets/<name>[/[<version>]]`` returns the value; 404 ``SecretNotFound``;
   a disabled secret gives 403 ``SecretDisabled``. Names are case-insensitive, as in Key Vault.
-- Faults: ``throttle_next`` answers 429 with ``Retry-After``; ``latency`` delays every request.
+- Faults: ``throttle_next`` answers 429 with ``Retry-After``; ``latency`` delays every request;
+  ``page_size`` serves fewer items per page than ``maxresults`` asks for, as the service may.
 It records every request and the highest number of requests it served at once.
 """
 
@@ -92,6 +93,7 @@ class KeyVault:
         #: firewall on and these client addresses allowed (None: public access)
         self.allowed_ips: set[str] | None = None
         self.latency = 0.0
+        self.page_size = MAX_RESULTS
         self.requests: list[dict[str, Any]] = []
         self.max_in_flight = 0
         #: the most secret values (GET /secrets/<name>) served at once
@@ -282,6 +284,7 @@ class KeyVault:
             return self._err(
                 400, "BadParameter", f"Invalid maxresults value. The value must be between 1 and {MAX_RESULTS}."
             )
+        size = min(size, self.page_size)
         start = 0
         token = request.args.get("$skiptoken")
         if token:
