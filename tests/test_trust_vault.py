@@ -84,10 +84,9 @@ def test_rendered_vault_commands_apply_with_the_bao_cli(openbao: Any, tmp_path: 
     import os
     import shutil
     import subprocess
+    import sys
 
     from tests.standins.server import Server
-
-    import sys
 
     bao = shutil.which("bao") or shutil.which("bao", path=str(Path(sys.executable).parent))
     if bao is None:
