@@ -84,30 +84,23 @@ def test_endpoints_permissions_and_checks_round_trip(org: Organisation) -> None:
     assert created.id in org.endpoints and created.authorization.parameters["roleArn"].endswith(":role/x")
     from azure.devops.exceptions import AzureDevOpsServiceError
 
+    def endpoint(name: str, type_: str) -> ServiceEndpoint:
+        return ServiceEndpoint(
+            name=name,
+            type=type_,
+            url="https://sts.amazonaws.com",
+            authorization=EndpointAuthorization(scheme="None"),
+            service_endpoint_project_references=[
+                ServiceEndpointProjectReference(name=name, project_reference=ProjectReference(id=project_id))
+            ],
+        )
+
     with pytest.raises(AzureDevOpsServiceError, match="already exists"):
-        endpoints.create_service_endpoint(
-            ServiceEndpoint(
-                name="AWS-PROD",
-                type="OidcCredentialsAws",
-                url="https://sts.amazonaws.com",
-                authorization=EndpointAuthorization(scheme="None"),
-                service_endpoint_project_references=[
-                    ServiceEndpointProjectReference(name="x", project_reference=ProjectReference(id=project_id))
-                ],
-            )
-        )
+        endpoints.create_service_endpoint(endpoint("AWS-PROD", "OidcCredentialsAws"))
     with pytest.raises(AzureDevOpsServiceError, match="not supported"):
-        endpoints.create_service_endpoint(
-            ServiceEndpoint(
-                name="x",
-                type="NoSuchType",
-                url="https://x",
-                authorization=EndpointAuthorization(scheme="None"),
-                service_endpoint_project_references=[
-                    ServiceEndpointProjectReference(name="x", project_reference=ProjectReference(id=project_id))
-                ],
-            )
-        )
+        endpoints.create_service_endpoint(endpoint("x", "NoSuchType"))
+    with pytest.raises(AzureDevOpsServiceError, match="Parameter name: endpoint.Name"):
+        endpoints.create_service_endpoint(endpoint("", "OidcCredentialsAws"))
     permissions = conn.clients_v7_1.get_pipeline_permissions_client()
     before = permissions.get_pipeline_permissions_for_resource("Payments", "endpoint", created.id)
     assert before.all_pipelines is None and before.pipelines == []

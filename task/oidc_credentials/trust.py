@@ -157,15 +157,9 @@ def complete(facts: Facts) -> Facts:
             "token, or --org with --project and --connection to read it from Azure DevOps."
         )
     if not facts.subject:
-        needed = [
-            flag
-            for flag, value in (
-                ("--org-name", facts.org_name),
-                ("--project", facts.project),
-                ("--connection", facts.connection),
-            )
-            if not value
-        ]
+        needed = missing_flags(
+            ("--org-name", facts.org_name), ("--project", facts.project), ("--connection", facts.connection)
+        )
         raise ConfigError(
             f"missing {' and '.join(needed) or '--subject'}: the token's subject is not known; give "
             + ("them" if len(needed) > 1 else "it")
@@ -176,6 +170,11 @@ def complete(facts: Facts) -> Facts:
     if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"--issuer {facts.issuer}: an OIDC issuer is an https:// URL.")
     return facts
+
+
+def missing_flags(*pairs: tuple[str, str]) -> list[str]:
+    """The flags, of (flag, value) pairs, whose value is empty."""
+    return [flag for flag, value in pairs if not value]
 
 
 def check_subject(subject: str) -> None:
@@ -313,15 +312,9 @@ def entra_issuer_facts(facts: Facts) -> Facts:
     import base64
     import uuid
 
-    missing = [
-        flag
-        for flag, value in (
-            ("--tenant-id", facts.tenant_id),
-            ("--org-id", facts.org_id),
-            ("--connection-id", facts.connection_id),
-        )
-        if not value
-    ]
+    missing = missing_flags(
+        ("--tenant-id", facts.tenant_id), ("--org-id", facts.org_id), ("--connection-id", facts.connection_id)
+    )
     if missing:
         raise ConfigError(
             f"missing {' and '.join(missing)}: the Entra issuer's subject is built from them "

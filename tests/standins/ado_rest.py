@@ -22,6 +22,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from tests.standins.ado import AzureDevOps
+
 #: location id -> (area, resource name, route template, resource version)
 LOCATIONS: dict[str, tuple[str, str, str, int]] = {
     "00d9565f-ed9c-4a06-9a50-00e7896ccab4": ("Location", "ConnectionData", "_apis/{resource}", 1),
@@ -196,20 +198,8 @@ class Organisation:
     def _json(status: int, body: Any) -> Response:
         return Response(json.dumps(body), status, content_type="application/json; charset=utf-8")
 
-    @classmethod
-    def _error(cls, status: int, message: str, type_key: str) -> Response:
-        return cls._json(
-            status,
-            {
-                "$id": "1",
-                "innerException": None,
-                "message": message,
-                "typeName": f"Microsoft.VisualStudio.Services.WebApi.{type_key}, Microsoft.VisualStudio.Services.WebApi",
-                "typeKey": type_key,
-                "errorCode": 0,
-                "eventId": 3000,
-            },
-        )
+    #: the VSS error body the service sends (shared with the OIDC stand-in)
+    _error = staticmethod(AzureDevOps._vss_error)
 
     def _authorised(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")

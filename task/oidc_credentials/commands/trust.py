@@ -90,7 +90,7 @@ def organisation_facts(args: argparse.Namespace) -> Any:
     from ..ado_admin import AdoAdmin
     from ..errors import ConfigError
 
-    missing = [flag for flag, value in (("--project", args.project), ("--connection", args.connection)) if not value]
+    missing = trust.missing_flags(("--project", args.project), ("--connection", args.connection))
     if missing:
         raise ConfigError(f"missing {' and '.join(missing)}: --org reads one connection of one project.")
     admin = AdoAdmin(args.org)
