@@ -133,6 +133,18 @@ def test_aws_cloudformation_template(ado: AzureDevOps) -> None:
     assert "AzureDevOpsOidcProvider" not in parsed["Resources"]
 
 
+def test_aws_cloudformation_passes_cfn_lint(ado: AzureDevOps) -> None:
+    """AWS's own template linter (resource schemas, intrinsic functions) finds no error or warning."""
+    from cfnlint.api import lint_all
+
+    for extra in ([], ["--provider-exists"]):
+        result = trust("aws", "--format", "cloudformation", *names(ado, "aws-prod"), *extra)
+        serious = [m for m in lint_all(result.out) if m.rule.id[0] in "EW"]
+        assert serious == [], serious
+    broken = result.out.replace("MaxSessionDuration: 3600", "MaxSessionDuration: 60")
+    assert [m.rule.id for m in lint_all(broken) if m.rule.id[0] == "E"]  # the linter does catch a bad value
+
+
 def test_aws_terraform_parses_as_hcl(ado: AzureDevOps) -> None:
     result = trust("aws", "--format", "terraform", *names(ado, "prod ${danger} %{x}"), "--role-name", "deploy")
     assert result.code == 0, result.err
