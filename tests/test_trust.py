@@ -324,3 +324,21 @@ def test_output_never_carries_a_logging_command(tmp_path: Path) -> None:
         str(out),
     )
     assert exact.code == 0 and "sc://a/b/##vso[x]" in out.read_text() and exact.out == ""
+
+
+def test_vault_terraform_parses_as_hcl(ado: AzureDevOps) -> None:
+    result = trust("vault", "--format", "terraform", *names(ado, "vault-prod"), "--policy", "a", "--policy", "b")
+    assert result.code == 0, result.err
+    doc = parse_hcl(result.out)
+    backend = doc["resource"][0]["vault_jwt_auth_backend"]["azure_devops"]
+    assert backend["bound_issuer"] == ado.issuer and backend["type"] == "jwt"
+    role = doc["resource"][1]["vault_jwt_auth_backend_role"]["connection"]
+    assert role["bound_subject"] == f"sc://{ado.org}/{ado.project}/vault-prod"
+    assert role["bound_audiences"] == ["api://AzureADTokenExchange"] and role["token_policies"] == ["a", "b"]
+    assert (role["token_ttl"], role["token_max_ttl"]) == (900, 3600)
+
+
+def test_vault_ttl_checks() -> None:
+    base = ["vault", "--issuer", "https://vstoken.dev.azure.com/x", "--subject", "sc://a/b/c", "--policy", "p"]
+    assert "--ttl 2h is longer than --max-ttl 1h" in trust(*base, "--ttl", "2h").err
+    assert "give a duration such as 900, 15m or 1h" in trust(*base, "--ttl", "soon").err
