@@ -91,6 +91,15 @@ def test_each_kind_of_breakage_is_named_with_its_fix(org: Organisation, ado: Azu
     assert "##vso[" not in result.out
 
 
+def test_sovereign_clouds_keep_the_azure_devops_issuer(org: Organisation, ado: AzureDevOps) -> None:
+    endpoint = org.add_endpoint(
+        "Payments", "arm-gov", parameters=arm(ado, "arm-gov", entra=False), pipelines=(1,), approvals=1
+    )
+    endpoint["data"] = {"environment": "AzureUSGovernment"}
+    result = doctor(org)
+    assert result.code == 0 and "2027-07-01" not in result.out
+
+
 def test_a_healthy_connection_exits_zero(org: Organisation, ado: AzureDevOps) -> None:
     org.add_endpoint("Payments", "arm-new", parameters=arm(ado, "arm-new", entra=True), pipelines=(3,), approvals=1)
     org.add_endpoint("Payments", "other", all_pipelines=True)

@@ -99,7 +99,9 @@ def check(endpoint: Any, access: Any, facts: Any, *, apps: Counter[str], credent
                 "open Project settings > Service connections > this connection, fix or re-enable it, then Verify",
             )
         )
-    if azure and endpoint.uses_federation and facts.issuer_kind == "azuredevops":
+    # the retirement covers Azure public cloud only (sovereign clouds keep the Azure DevOps issuer)
+    public_cloud = str(endpoint.data.get("environment") or "AzureCloud").lower() == "azurecloud"
+    if azure and public_cloud and endpoint.uses_federation and facts.issuer_kind == "azuredevops":
         found.append(
             Finding(
                 "warning",
