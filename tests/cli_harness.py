@@ -1,14 +1,13 @@
-"""Run one CLI subcommand module in-process as the oidc-credentials dispatcher does: parse, run, map errors."""
+"""Run one CLI subcommand in-process through the real dispatcher (``oidc_credentials.cli.main``)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 from dataclasses import dataclass
 from types import ModuleType
 
-from oidc_credentials.errors import TaskError
+from oidc_credentials import cli
 
 
 @dataclass
@@ -18,17 +17,11 @@ class Result:
     err: str
 
 
-def run_command(module: ModuleType, argv: list[str], prog: str = "oidc-credentials") -> Result:
-    parser = argparse.ArgumentParser(prog=prog)
-    module.add_arguments(parser)
+def run_command(module: ModuleType, argv: list[str]) -> Result:
+    """``oidc-credentials <module's subcommand> <argv>``: exit code, stdout and stderr."""
+    name = module.__name__.rsplit(".", 1)[-1]
+    assert cli.SUBCOMMANDS.get(name) == module.__name__, f"{name} is not registered in cli.SUBCOMMANDS"
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            args = parser.parse_args(argv)
-            code = module.run(args)
-        except TaskError as exc:
-            print(f"oidc-credentials: error: {exc}", file=err)
-            code = 1
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+        code = cli.main([name, *argv])
     return Result(code, out.getvalue(), err.getvalue())

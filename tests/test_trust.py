@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,54 @@ def test_vault_ttl_checks() -> None:
     base = ["vault", "--issuer", "https://vstoken.dev.azure.com/x", "--subject", "sc://a/b/c", "--policy", "p"]
     assert "--ttl 2h is longer than --max-ttl 1h" in trust(*base, "--ttl", "2h").err
     assert "give a duration such as 900, 15m or 1h" in trust(*base, "--ttl", "soon").err
+
+
+# ------------------------------------------------------------------------- through the real entry point
+
+
+def test_cli_help_on_every_level_version_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from oidc_credentials import __version__, cli
+
+    levels = [
+        ["trust", "--help"],
+        *(["trust", cloud, "--help"] for cloud in ("aws", "azure", "gcp", "vault")),
+        ["connection", "--help"],
+        ["connection", "create", "--help"],
+        *(["connection", "create", cloud, "--help"] for cloud in ("aws", "gcp", "vault")),
+        ["doctor", "--help"],
+    ]
+    for argv in levels:
+        assert cli.main(argv) == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: oidc-credentials {argv[0]}") and "##vso[" not in out, argv
+    assert cli.main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"oidc-credentials {__version__}"
+    assert cli.main(["trust"]) == 2  # a cloud is required: usage error
+    assert cli.main(["trust", "aws", "--format", "yaml"]) == 2
+    usage = capsys.readouterr().err
+    assert usage.count("\n") == 2 and "invalid choice: 'yaml'" in usage
+    assert cli.main(["trust", "aws", "--issuer", "https://vstoken.dev.azure.com/x", "--subject", "sc://a/b/*"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("oidc-credentials: error: refusing the wildcard subject") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "oidc-credentials").exists(), reason="not pip-installed")
+def test_installed_script_renders_a_trust(ado: AzureDevOps, tmp_path: Path) -> None:
+    import subprocess
+
+    conn = ado.add_connection("aws-prod")
+    token = tmp_path / "token"
+    token.write_text(ado.token_for(conn))
+    script = str(Path(sys.executable).parent / "oidc-credentials")
+    proc = subprocess.run(
+        [script, "trust", "aws", "--token-file", str(token), "--account-id", ACCOUNT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Statement"][0]["Condition"]["StringEquals"][
+        f"vstoken.dev.azure.com/{ado.org_id}:sub"
+    ] == ado.subject(conn)
+    for part in token.read_text().split("."):  # the token itself is never printed
+        assert part not in proc.stdout + proc.stderr
