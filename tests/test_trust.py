@@ -221,6 +221,19 @@ def test_entra_credential_matches_graph_schema_for_both_issuers(ado: AzureDevOps
     )
 
 
+def test_entra_managed_identity_command(ado: AzureDevOps) -> None:
+    result = trust(
+        "azure", "--format", "az", *names(ado, "arm-mi"), "--identity", "deploy-id", "--resource-group", "rg-ci"
+    )
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[1] == (
+        "az identity federated-credential create --name ado-arm-mi --identity-name deploy-id --resource-group rg-ci "
+        f"--issuer {ado.issuer} --subject sc://{ado.org}/{ado.project}/arm-mi --audiences api://AzureADTokenExchange"
+    )
+    missing = trust("azure", "--format", "az", *names(ado, "arm-mi"), "--identity", "deploy-id")
+    assert missing.code == 1 and "missing --resource-group" in missing.err
+
+
 # ------------------------------------------------------------------------------------------------- GCP
 
 

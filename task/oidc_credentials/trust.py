@@ -335,7 +335,16 @@ def entra_issuer_facts(facts: Facts) -> Facts:
 AZURE_DEVOPS_APP = "499b84ac-1321-427f-aa17-267ca6975798"
 
 
-def render_azure(facts: Facts, fmt: str, *, app_id: str = "", name: str = "", dual_issuer: bool = False) -> str:
+def render_azure(
+    facts: Facts,
+    fmt: str,
+    *,
+    app_id: str = "",
+    name: str = "",
+    dual_issuer: bool = False,
+    identity: str = "",
+    resource_group: str = "",
+) -> str:
     """The Entra federated credential(s): one, or with ``dual_issuer`` both issuers for the cut-over."""
     credentials = [entra_credential(facts, name)]
     if dual_issuer:
@@ -345,10 +354,22 @@ def render_azure(facts: Facts, fmt: str, *, app_id: str = "", name: str = "", du
                 "--dual-issuer: the connection already uses the Microsoft Entra issuer; one credential is enough."
             )
         credentials.append(entra_credential(other, (credentials[0]["name"][:112] + "-entra")))
-    if fmt == "az" and not app_id:
-        raise ConfigError("missing --app-id: the application (client) id of the Entra app the connection uses.")
+    if fmt == "az" and identity and not resource_group:
+        raise ConfigError("missing --resource-group: the resource group of the managed identity --identity.")
+    if fmt == "az" and not (app_id or identity):
+        raise ConfigError(
+            "missing --app-id (or --identity with --resource-group): the Entra app, or the user-assigned managed "
+            "identity, the connection uses."
+        )
     template = "azure_az.sh.j2" if fmt == "az" else "azure_json.j2"
-    return render(template, credentials=credentials, app_id=app_id, label=_label(facts))
+    return render(
+        template,
+        credentials=credentials,
+        app_id=app_id,
+        identity=identity,
+        resource_group=resource_group,
+        label=_label(facts),
+    )
 
 
 def render_gcp(

@@ -116,6 +116,8 @@ def add_cloud_arguments(parser: argparse.ArgumentParser, cloud: str, *, from_con
         )
     elif cloud == "azure":
         parser.add_argument("--app-id", default="", help="application (client) id of the Entra app (--format az)")
+        parser.add_argument("--identity", default="", help="user-assigned managed identity name, instead of --app-id")
+        parser.add_argument("--resource-group", default="", help="resource group of --identity")
         parser.add_argument("--name", default="", help="federated credential name (default: ado-<connection>)")
         parser.add_argument(
             "--dual-issuer",
@@ -159,7 +161,15 @@ def render(cloud: str, facts: Any, args: argparse.Namespace) -> str:
             provider_exists=args.provider_exists,
         )
     if cloud == "azure":
-        return trust.render_azure(facts, args.format, app_id=args.app_id, name=args.name, dual_issuer=args.dual_issuer)
+        return trust.render_azure(
+            facts,
+            args.format,
+            app_id=args.app_id,
+            name=args.name,
+            dual_issuer=args.dual_issuer,
+            identity=args.identity,
+            resource_group=args.resource_group,
+        )
     if cloud == "gcp":
         return trust.render_gcp(
             facts,
