@@ -80,7 +80,8 @@ def test_each_kind_of_breakage_is_named_with_its_fix(org: Organisation, ado: Azu
     assert result.code == 3, result.err
     old = section(result, "arm-old")
     assert "uses the Azure DevOps issuer, which Azure stops accepting on 2027-07-01" in old
-    assert "--dual-issuer" in old and f"--app-id {APP}" in old
+    assert f"oidc-credentials trust azure --org {org.url} --project Payments --connection arm-old --dual-issuer" in old
+    assert f"--app-id {APP}" in old
     assert "open to all pipelines" in old and "no approvals or checks" in old
     new = section(result, "arm-new")
     assert "Azure DevOps issuer" not in new and "open to all" not in new and "no approvals" not in new

@@ -85,8 +85,12 @@ def _credential_counts(pairs: list[str]) -> dict[str, int]:
     return counts
 
 
-def check(endpoint: Any, access: Any, facts: Any, *, apps: Counter[str], credentials: dict[str, int]) -> list[Finding]:
-    """What will break for one connection (pure: the tests feed it directly too)."""
+def check(
+    endpoint: Any, access: Any, facts: Any, *, apps: Counter[str], credentials: dict[str, int], org_url: str = ""
+) -> list[Finding]:
+    """What will break for one connection, from what Azure DevOps says of it."""
+    import shlex
+
     from .. import trust
 
     found: list[Finding] = []
@@ -106,8 +110,9 @@ def check(endpoint: Any, access: Any, facts: Any, *, apps: Counter[str], credent
             Finding(
                 "warning",
                 f"uses the Azure DevOps issuer, which Azure stops accepting on {trust.ADO_ISSUER_RETIREMENT}",
-                "add the Entra-issuer credential first (oidc-credentials trust azure --org ... --project ... "
-                f"--connection {endpoint.name!r} --dual-issuer --app-id {endpoint.app_id or '<app id>'} --format az), "
+                "add the Entra-issuer credential first (oidc-credentials trust azure --org "
+                f"{shlex.quote(org_url or '<organisation URL>')} --project {shlex.quote(facts.project)} --connection "
+                f"{shlex.quote(endpoint.name)} --dual-issuer --format az --app-id {endpoint.app_id or '<app id>'}), "
                 "then convert the connection to the Entra issuer",
             )
         )
@@ -226,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     problems = 0
     lines = []
     for project, endpoint, facts, access in checked:
-        found = check(endpoint, access, facts, apps=apps, credentials=credentials)
+        found = check(endpoint, access, facts, apps=apps, credentials=credentials, org_url=admin.url)
         if token is not None and endpoint.id == token_owner:
             found += token_findings(token, facts, expectations)
         problems += sum(1 for f in found if f.level == "problem")
