@@ -162,3 +162,18 @@ def test_errors_are_one_line(org: Organisation, tmp_path: Path) -> None:
     bad_trust.write_text("{}")
     result = doctor(org, "--token-file", str(bad_trust), "--trust", str(bad_trust))
     assert result.code == 1 and result.err.count("\n") == 1
+
+
+def test_the_dual_issuer_fix_it_prints_runs(org: Organisation, ado: AzureDevOps) -> None:
+    import re
+    import shlex
+
+    org.add_endpoint("Payments", "arm-old", parameters=arm(ado, "arm-old", entra=False), pipelines=(1,), approvals=1)
+    result = doctor(org)
+    command = re.search(r"\(oidc-credentials (trust azure [^)]*)\)", result.out)
+    assert command, result.out
+    fix = run_command(trust_command, shlex.split(command[1])[1:])
+    assert fix.code == 0, fix.err
+    lines = [line for line in fix.out.splitlines() if line.startswith("az ad app federated-credential create")]
+    assert len(lines) == 2 and f"--id {APP}" in lines[0]
+    assert f"https://login.microsoftonline.com/{TENANT}/v2.0" in lines[1]
