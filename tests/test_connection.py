@@ -141,3 +141,39 @@ def test_help_on_every_level() -> None:
         result = run_command(connection_command, argv)
         assert result.code == 0 and "usage:" in result.out
     assert "--authorize-pipeline" in run_command(connection_command, ["create", "gcp", "--help"]).out
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://dev.azure.com/fabrikam", "fabrikam"),
+        ("https://dev.azure.com/fabrikam/", "fabrikam"),
+        ("https://fabrikam.visualstudio.com/", "fabrikam"),
+    ],
+)
+def test_organisation_name_from_its_url(url: str, name: str) -> None:
+    from oidc_credentials.ado_admin import org_name_of
+
+    assert org_name_of(url) == name
+
+
+def test_bad_organisation_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_DEVOPS_EXT_PAT", "x")
+    for url in ("dev.azure.com/fabrikam", "https://dev.azure.com/"):
+        result = create("aws", "--org", url, "--project", "P", "--name", "n", "--role-arn", ROLE)
+        assert result.code == 1 and f"--org {url}: give the organisation URL" in result.err
+
+
+def test_unreachable_organisation_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AZURE_DEVOPS_EXT_PAT", "x")
+    result = create(
+        "aws", "--org", f"http://127.0.0.1:{port}/fabrikam", "--project", "P", "--name", "n", "--role-arn", ROLE
+    )
+    assert result.code == 1 and result.err.startswith("oidc-credentials: error: Azure DevOps could not")
+    assert "cannot connect (check the URL, the network and any proxy" in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err

@@ -112,7 +112,7 @@ class AdoAdmin:
         if parsed.scheme not in ("https", "http") or not parsed.hostname:
             raise ConfigError(f"--org {org_url}: give the organisation URL, e.g. https://dev.azure.com/<organisation>.")
         self.url = org_url.rstrip("/")
-        self.org_name = org_name_of(self.url)
+        self.org_name = org_name_of(org_url)
         self._connection = Connection(base_url=self.url, creds=credentials_from(os.environ if env is None else env))
         self._clients: dict[str, Any] = {}
         self._org_id = ""
@@ -155,8 +155,16 @@ class AdoAdmin:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ExchangeError(f"{SERVICE} could not {what}: {message}", service=SERVICE) from exc
         except (ClientRequestError, requests.RequestException) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ExchangeError(f"{SERVICE} could not {what} at {self.url}: {detail[:300]}", service=SERVICE) from exc
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, requests.RequestException):
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, requests.Timeout):
+                detail = f"no answer within {TIMEOUT} s"
+            elif isinstance(cause, requests.ConnectionError):
+                detail = "cannot connect (check the URL, the network and any proxy: HTTPS_PROXY)"
+            else:
+                detail = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
+            raise ExchangeError(f"{SERVICE} could not {what} at {self.url}: {detail}", service=SERVICE) from exc
         except Exception as exc:  # the SDK raises its own request errors (AzureDevOpsClientRequestError)
             if type(exc).__module__.startswith(("azure.devops", "msrest")):
                 detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
