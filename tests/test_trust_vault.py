@@ -15,14 +15,6 @@ from tests.cli_harness import run_command
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import LocalCA
 
-try:  # the session-scoped OpenBao dev server fixture of the Vault tests
-    from tests.openbao import openbao
-except ImportError:
-
-    @pytest.fixture(scope="session")
-    def openbao() -> Any:
-        pytest.skip("the OpenBao fixture (tests/openbao.py) is not in this tree")
-
 
 def _ok(answer: tuple[int, Any], what: str) -> Any:
     status, body = answer
