@@ -4,36 +4,22 @@ against the REST stand-in) and the trust printed for it admits its token, and no
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="ado-sdk-cache-"))
-
 from oidc_credentials.commands import connection as connection_command
 
-from tests.cli_harness import Result, run_command
+from tests.cli_harness import (
+    Result,
+    org_fixture,  # noqa: F401 - the `org` fixture
+    run_command,
+)
 from tests.standins.ado import AzureDevOps
 from tests.standins.ado_rest import Organisation
 from tests.standins.server import Server
 from tests.standins.sts import Sts, keys_of
 
 ROLE = "arn:aws:iam::123456789012:role/deploy"
-
-
-@pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch, ado: AzureDevOps) -> Iterator[Organisation]:
-    app = Organisation(name=ado.org, org_id=ado.org_id)  # the same organisation as the token stand-in
-    app.add_project(ado.project)
-    monkeypatch.delenv("AZURE_DEVOPS_TOKEN", raising=False)
-    monkeypatch.delenv("AZURE_DEVOPS_PAT", raising=False)
-    monkeypatch.setenv("AZURE_DEVOPS_EXT_PAT", app.pat)
-    with Server(app) as server:
-        app.base_url = server.url
-        yield app
 
 
 def create(*argv: str) -> Result:

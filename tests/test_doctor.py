@@ -4,35 +4,21 @@ from the REST stand-in."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="ado-sdk-cache-"))
 
 from oidc_credentials.commands import doctor as doctor_command
 from oidc_credentials.commands import trust as trust_command
 
-from tests.cli_harness import Result, run_command
+from tests.cli_harness import (
+    Result,
+    org_fixture,  # noqa: F401 - the `org` fixture
+    run_command,
+)
 from tests.standins.ado import AzureDevOps
 from tests.standins.ado_rest import Organisation
-from tests.standins.server import Server
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 APP = "11111111-2222-3333-4444-555555555555"
-
-
-@pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch, ado: AzureDevOps) -> Iterator[Organisation]:
-    app = Organisation(name=ado.org, org_id=ado.org_id)
-    app.add_project(ado.project)
-    monkeypatch.setenv("AZURE_DEVOPS_EXT_PAT", app.pat)
-    with Server(app) as server:
-        app.base_url = server.url
-        yield app
 
 
 def doctor(org: Organisation, *argv: str) -> Result:
