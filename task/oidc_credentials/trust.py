@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import claims
 from .errors import ConfigError
-from .oidc import ENTRA_HOSTS, VSTOKEN_HOST
 
-ADO_AUDIENCE = "api://AzureADTokenExchange"
-VSTOKEN = f"https://{VSTOKEN_HOST}"
+ADO_AUDIENCE = claims.ADO_AUDIENCE
 #: Google keeps at most 127 bytes in ``google.subject`` (WorkloadIdentityPoolProvider.attributeMapping)
 GCP_SUBJECT_LIMIT = 127
 #: Microsoft Entra keeps at most 20 federated identity credentials per application
@@ -56,9 +55,9 @@ class Facts:
     def issuer_kind(self) -> str:
         """``azuredevops``, ``entra`` or ``other``."""
         host = urlsplit(self.issuer).hostname or ""
-        if host == VSTOKEN_HOST:
+        if host == claims.VSTOKEN_HOST:
             return "azuredevops"
-        if host in ENTRA_HOSTS:
+        if host in claims.ENTRA_HOSTS:
             return "entra"
         return "other"
 
@@ -83,7 +82,6 @@ class Facts:
 def facts_from_token(path: str) -> Facts:
     """The issuer, subject and audience of a token saved to a file (the JWT, or ``{"oidcToken": ...}``)."""
     from .errors import TaskError
-    from .oidc import decode_claims
 
     try:
         text = Path(path).read_text(encoding="utf-8").strip()
@@ -95,21 +93,20 @@ def facts_from_token(path: str) -> Facts:
         except (ValueError, AttributeError):
             text = ""
     try:
-        claims = decode_claims(text)
+        token = claims.decode_claims(text)
     except TaskError:
         raise ConfigError(
             f"--token-file {path}: not a JWT; save the oidcToken the OIDC endpoint returned (three dot-separated parts)."
         ) from None
     source = f"token file {path}"
-    facts = Facts(issuer=claims.iss, subject=claims.sub, audience=claims.aud, tenant_id=str(claims.raw.get("tid", "")))
+    facts = Facts(issuer=token.iss, subject=token.sub, audience=token.aud, tenant_id=str(token.raw.get("tid", "")))
     if facts.issuer_kind == "azuredevops":
         facts = replace(facts, org_id=facts.issuer_id.split("/", 1)[-1])
-        parts = _vstoken_subject_parts(claims.sub)
-        if parts:
-            facts = replace(facts, org_name=parts[0], project=parts[1], connection=parts[2])
-    elif facts.issuer_kind == "entra" and "/sc/" in claims.sub:
-        org_id, _, connection_id = claims.sub.split("/sc/", 1)[1].partition("/")
-        facts = replace(facts, org_id=org_id, connection_id=connection_id)
+    subject = claims.parse_subject(token.sub)
+    if subject is not None and subject.form == "sc":
+        facts = replace(facts, org_name=subject.organization, project=subject.project, connection=subject.name)
+    elif subject is not None and subject.form == "entra":
+        facts = replace(facts, org_id=subject.organization_id, connection_id=subject.connection_id)
     return replace(facts, sources={k: source for k, v in vars(facts).items() if v and isinstance(v, str)})
 
 
@@ -125,9 +122,9 @@ def facts_from_flags(
 ) -> Facts:
     """Facts given on the command line; the Azure DevOps issuer and ``sc://`` subject are built from names."""
     if not issuer and org_id:
-        issuer = f"{VSTOKEN}/{org_id}"
-    if not subject and org_name and project and connection and (not issuer or issuer.startswith(VSTOKEN)):
-        subject = f"sc://{org_name}/{project}/{connection}"
+        issuer = claims.vstoken_issuer(org_id)
+    if not subject and org_name and project and connection and (not issuer or issuer.startswith(claims.VSTOKEN_BASE)):
+        subject = claims.service_connection_subject(org_name, project, connection)
     facts = Facts(
         issuer=issuer,
         subject=subject,
@@ -138,13 +135,6 @@ def facts_from_flags(
         connection=connection,
     )
     return replace(facts, sources={k: "flags" for k, v in vars(facts).items() if v and isinstance(v, str)})
-
-
-def _vstoken_subject_parts(subject: str) -> tuple[str, str, str] | None:
-    if not subject.startswith("sc://"):
-        return None
-    parts = subject[len("sc://") :].split("/", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
 
 
 def complete(facts: Facts) -> Facts:
@@ -309,9 +299,6 @@ def entra_issuer_facts(facts: Facts) -> Facts:
     as unpadded base64url of their .NET byte order (platform.md §3.2). Needs the tenant, organisation
     and connection ids.
     """
-    import base64
-    import uuid
-
     missing = missing_flags(
         ("--tenant-id", facts.tenant_id), ("--org-id", facts.org_id), ("--connection-id", facts.connection_id)
     )
@@ -320,19 +307,11 @@ def entra_issuer_facts(facts: Facts) -> Facts:
             f"missing {' and '.join(missing)}: the Entra issuer's subject is built from them "
             "(or read the connection with --org, --project and --connection)."
         )
-
-    def b64(value: str) -> str:
-        try:
-            return base64.urlsafe_b64encode(uuid.UUID(value).bytes_le).rstrip(b"=").decode()
-        except ValueError:
-            raise ConfigError(f"{value!r} is not a GUID; the tenant id is one.") from None
-
-    subject = f"/eid1/c/pub/t/{b64(facts.tenant_id)}/a/{b64(AZURE_DEVOPS_APP)}/sc/{facts.org_id}/{facts.connection_id}"
-    return replace(facts, issuer=f"https://login.microsoftonline.com/{facts.tenant_id}/v2.0", subject=subject)
-
-
-#: the Azure DevOps application, as named in Entra-issued subjects
-AZURE_DEVOPS_APP = "499b84ac-1321-427f-aa17-267ca6975798"
+    try:
+        subject = claims.entra_subject(facts.tenant_id, facts.org_id, facts.connection_id)
+    except ValueError:
+        raise ConfigError(f"--tenant-id {facts.tenant_id}: a tenant id is a GUID.") from None
+    return replace(facts, issuer=claims.entra_issuer(facts.tenant_id), subject=subject)
 
 
 def render_azure(
@@ -428,7 +407,7 @@ def duration_seconds(text: str, flag: str) -> int:
 
 def vault_jwks_url(facts: Facts) -> str:
     if facts.issuer_kind == "azuredevops":
-        return f"{VSTOKEN}/.well-known/jwks"
+        return claims.VSTOKEN_JWKS
     if facts.issuer_kind == "entra":
         return facts.issuer.rstrip("/").removesuffix("/v2.0") + "/discovery/v2.0/keys"
     return ""
@@ -504,8 +483,8 @@ def facts_from_endpoint(endpoint: Any, *, org_id: str, org_name: str, project: s
     """
     source = f"connection {endpoint.name!r}"
     facts = Facts(
-        issuer=endpoint.issuer or f"{VSTOKEN}/{org_id}",
-        subject=endpoint.subject or f"sc://{org_name}/{project}/{endpoint.name}",
+        issuer=endpoint.issuer or claims.vstoken_issuer(org_id),
+        subject=endpoint.subject or claims.service_connection_subject(org_name, project, endpoint.name),
         org_id=org_id,
         org_name=org_name,
         project=project,
