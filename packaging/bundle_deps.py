@@ -146,6 +146,20 @@ def project_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[lis
     return list(project.get("dependencies", [])), str(project.get("requires-python", ""))
 
 
+#: Dependencies of the oidc-credentials CLI only (trust, connection, doctor): the task never imports them,
+#: so they stay out of the .vsix. Resolving without them also drops what only they pull in (msrest,
+#: requests-oauthlib, oauthlib, isodate); what the task needs as well (requests, ...) stays.
+CLI_ONLY = {"azure-devops"}
+
+
+def task_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[list[str], str]:
+    """The project's dependencies less the CLI-only ones: what the task's bundle is resolved from."""
+    from packaging.requirements import Requirement
+
+    requirements, requires_python = project_requirements(pyproject)
+    return [r for r in requirements if normalise(Requirement(r).name) not in CLI_ONLY], requires_python
+
+
 def elf_strip_tool() -> str | None:
     """llvm-strip handles ELF files of every architecture (GNU strip only the host's)."""
     return shutil.which("llvm-strip")
@@ -229,7 +243,7 @@ def lock(work: Path, env: dict[str, str]) -> Path:
             _uv(),
             "pip",
             "compile",
-            str(ROOT / "pyproject.toml"),
+            str(work / "requirements.in"),
             "--universal",
             "--fork-strategy",
             "fewest",
@@ -250,6 +264,7 @@ def lock(work: Path, env: dict[str, str]) -> Path:
 
 
 def install(target: Target, into: Path, constraints: Path, env: dict[str, str]) -> None:
+    """Install the task's requirements (``requirements.in`` beside the constraints) for one target."""
     uv_platform = PLATFORMS[target.platform][0]
     _run(
         [
@@ -267,7 +282,7 @@ def install(target: Target, into: Path, constraints: Path, env: dict[str, str]) 
             ":all:",
             "--no-compile",
             "-r",
-            str(ROOT / "pyproject.toml"),
+            str(constraints.parent / "requirements.in"),
             "-c",
             str(constraints),
         ],
@@ -544,7 +559,7 @@ def build_layout(
 
 def bundle(build_dir: Path = ROOT / "build", say: Callable[[str], None] = print) -> Path:
     """The layout folder for the current dependency set, built (or taken from the cache)."""
-    requirements, requires_python = project_requirements()
+    requirements, requires_python = task_requirements()
     key = cache_key(requirements, requires_python)
     cache = build_dir / "deps"
     final = cache / key / "layout"
@@ -558,6 +573,7 @@ def bundle(build_dir: Path = ROOT / "build", say: Callable[[str], None] = print)
         say(
             f"deps: resolving {', '.join(requirements)} for {len(PLATFORMS)} platforms x Python {PYTHONS[0]}-{PYTHONS[-1]}"
         )
+        (work / "requirements.in").write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
         locked = lock(work, env)
         targets = all_targets()
         reference = targets[0]

@@ -251,9 +251,10 @@ def test_requirements_recorded_are_the_projects(manifest: dict[str, Any]) -> Non
     import sys
 
     sys.path.append(str(ROOT / "packaging"))
-    from bundle_deps import project_requirements
+    from bundle_deps import CLI_ONLY, task_requirements
 
-    assert manifest["requirements"] == project_requirements()[0]
+    assert manifest["requirements"] == task_requirements()[0]
+    assert not [r for r in manifest["requirements"] if any(r.startswith(name) for name in CLI_ONLY)]
 
 
 def _machine_of(blob: bytes) -> set[str]:

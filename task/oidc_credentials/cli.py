@@ -32,6 +32,9 @@ OK, FAILED, USAGE = 0, 1, 2
 SUBCOMMANDS: dict[str, str] = {
     "providers": "oidc_credentials.commands.providers",
     "verify": "oidc_credentials.commands.verify",
+    "trust": "oidc_credentials.commands.trust",
+    "connection": "oidc_credentials.commands.connection",
+    "doctor": "oidc_credentials.commands.doctor",
 }
 
 

@@ -36,6 +36,8 @@ class Role:
     trust_aud: str = ADO_AUDIENCE
     issuer_id: str = ""
     max_session: int = 3600
+    #: an IAM trust policy document; when set it decides instead of trust_sub/trust_aud
+    policy: dict[str, Any] | None = None
 
 
 @dataclass
@@ -67,6 +69,12 @@ class Sts:
         self, arn: str, *, issuer_url: str, sub: str, aud: str = ADO_AUDIENCE, max_session: int = 3600
     ) -> Role:
         role = Role(arn, sub, aud, issuer_url.split("://", 1)[-1], max_session)
+        self.roles[arn] = role
+        return role
+
+    def add_role_with_policy(self, arn: str, policy: dict[str, Any], *, max_session: int = 3600) -> Role:
+        """A role whose trust is an IAM policy document, evaluated as IAM does for web identities."""
+        role = Role(arn, "", "", "", max_session, policy)
         self.roles[arn] = role
         return role
 
@@ -159,7 +167,10 @@ class Sts:
         if claims.get("aud") not in provider.client_ids:
             return self.error("InvalidIdentityToken", "Incorrect token audience", 400)
         role = self.roles.get(form["RoleArn"])
-        if (
+        if role is not None and role.policy is not None:
+            if not _policy_allows(role.policy, form["RoleArn"], issuer_id, claims):
+                return self.error("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403)
+        elif (
             role is None
             or role.issuer_id != issuer_id
             or not fnmatch.fnmatchcase(str(claims.get("sub")), role.trust_sub)
@@ -194,6 +205,49 @@ class Sts:
             "</ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
         )
         return Response(body, 200, content_type="text/xml")
+
+
+def _policy_allows(policy: dict[str, Any], role_arn: str, issuer_id: str, claims: dict[str, Any]) -> bool:
+    """IAM's verdict on a trust policy for AssumeRoleWithWebIdentity: an explicit Deny wins, else any Allow.
+
+    A statement applies when its Action covers ``sts:AssumeRoleWithWebIdentity`` and its Federated
+    principal is this account's OIDC provider for the token's issuer; every condition must hold
+    (StringEquals / StringLike / their ``ForAnyValue:`` forms, on ``<issuer>:sub`` / ``:aud``).
+    """
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+    provider = f":iam::{account}:oidc-provider/{issuer_id}"
+    allowed = False
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase("sts:AssumeRoleWithWebIdentity", a) for a in actions):
+            continue
+        federated = (statement.get("Principal") or {}).get("Federated", [])
+        federated = [federated] if isinstance(federated, str) else federated
+        if not any(f.startswith("arn:") and f.endswith(provider) for f in federated):
+            continue
+        if all(_condition(op, keys, issuer_id, claims) for op, keys in (statement.get("Condition") or {}).items()):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def _condition(operator: str, keys: dict[str, Any], issuer_id: str, claims: dict[str, Any]) -> bool:
+    base = operator.split(":", 1)[-1]
+    if base not in ("StringEquals", "StringLike"):
+        return False  # an operator this stand-in does not know never matches, as IAM refuses what it cannot prove
+    for key, wanted in keys.items():
+        if not key.startswith(issuer_id + ":"):
+            return False
+        value = claims.get(key[len(issuer_id) + 1 :])
+        values = [str(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
+        patterns = [wanted] if isinstance(wanted, str) else list(wanted)
+        match = fnmatch.fnmatchcase if base == "StringLike" else str.__eq__
+        if not any(match(v, p) for v in values for p in patterns):
+            return False
+    return True
 
 
 def _xml(text: str) -> str:
