@@ -61,8 +61,21 @@ class PackageError(RuntimeError):
     pass
 
 
+#: Parts of the package that only the human CLI and library users import (``pip install`` has them):
+#: the task never loads them, so the .vsix leaves them out.
+CLI_ONLY = ("cli.py", "commands", "ado_admin.py", "verify.py")
+
+
 def _ignore(_dir: str, names: list[str]) -> set[str]:
     return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo", ".egg-info")) or n.startswith(".")}
+
+
+def _ignore_in_task(directory: str, names: list[str]) -> set[str]:
+    """What the task folder leaves out: build litter, and the CLI-only modules at the package's top."""
+    left_out = _ignore(directory, names)
+    if Path(directory).name == PACKAGE:
+        left_out |= {n for n in names if n in CLI_ONLY}
+    return left_out
 
 
 def stage(deps: Path, dest: Path = STAGE, version: str | None = None) -> Path:
@@ -77,7 +90,7 @@ def stage(deps: Path, dest: Path = STAGE, version: str | None = None) -> Path:
     icon.write(dest.parent / EXTENSION_ICON, dest / TASK_ICON)
     for name in TASK_FILES:
         shutil.copy2(ROOT / "task" / name, dest / "task" / name)
-    shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore)
+    shutil.copytree(ROOT / "task" / PACKAGE, dest / "task" / PACKAGE, ignore=_ignore_in_task)
     shutil.copytree(deps, dest / "task" / "deps", ignore=lambda _d, names: {n for n in names if n == "lock.txt"})
     shutil.copy2(ROOT / "packaging" / "selector.py", dest / "task" / "deps" / "select.py")
     versioning.stamp_file(dest.parent / "vss-extension.json", "vss-extension.json", version)

@@ -247,6 +247,11 @@ def test_vsix_layout(vsix: Path) -> None:
     assert not [n for n in names if n.startswith(f"{TASK}/task/deps/") and n.endswith("RECORD")]
     assert '"name":"OidcCredentials"' in manifest.replace(" ", "")
     assert vsix.stat().st_size <= 40_000_000
+    # the human CLI and the verifier library are for `pip install`; the task never imports them
+    package = f"{TASK}/task/oidc_credentials/"
+    for left_out in ("cli.py", "commands/__init__.py", "ado_admin.py", "verify.py"):
+        assert package + left_out not in names, left_out
+    assert package + "modes/helper.py" in names and package + "claims.py" in names
 
 
 def test_a_package_for_another_publisher(vsix: Path, tmp_path: Path) -> None:
