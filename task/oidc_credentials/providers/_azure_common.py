@@ -368,6 +368,7 @@ def request_tokens(
     proxies = http.proxies_for(conn.authority)
     if proxies is not None:
         kwargs["proxies"] = proxies
+    kwargs.update(_observer_hooks())
     credential = ClientAssertionCredential(conn.tenant_id, conn.client_id, assertions, **kwargs)
     issued: list[AccessToken] = []
     try:
@@ -394,6 +395,32 @@ def request_tokens(
         credential.close()
         identity_logger.setLevel(previous_level)
     return issued
+
+
+def _observer_hooks() -> dict[str, Any]:
+    """azure-core hooks that show Entra requests to the Http observers (audit record, correlation headers)."""
+    from ..http import RequestEvent, notify, observer_headers
+
+    def on_request(request: Any) -> None:
+        request.http_request.headers.update(observer_headers(request.http_request.url))
+        request.context["oidc_credentials_sent"] = time.monotonic()
+
+    def on_response(response: Any) -> None:
+        url = urlsplit(response.http_request.url)
+        sent = response.context.get("oidc_credentials_sent") or time.monotonic()
+        status = int(getattr(response.http_response, "status_code", 0) or 0) or None
+        notify(
+            RequestEvent(
+                SERVICE,
+                response.http_request.method,
+                f"{url.scheme}://{url.netloc}{url.path}",
+                status,
+                time.monotonic() - sent,
+                1,
+            )
+        )
+
+    return {"raw_request_hook": on_request, "raw_response_hook": on_response}
 
 
 def _from_response(
