@@ -95,9 +95,13 @@ def difference(expected: str, actual: str) -> str:
         if len(expected) != len(actual):
             words += f" (expected {len(expected)} characters, got {len(actual)})"
         words += "."
-        spaces = [i + 1 for i, ch in enumerate(actual) if ch != ch.strip() or not ch.isprintable()]
-        if spaces or expected != expected.strip():
-            words += " Look for white space or invisible characters."
+        odd = [ch for ch in expected + actual if ch.isspace() or not ch.isprintable()]
+        if odd:
+            words += (
+                " One of them holds white space or an invisible character: "
+                + ", ".join(sorted({f"U+{ord(ch):04X}" for ch in odd}))
+                + "."
+            )
     return f"{words}\n  expected  {expected}\n  actual    {actual}\n            {marks}"
 
 

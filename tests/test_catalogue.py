@@ -1,0 +1,135 @@
+"""The error catalogue: one table, every entry well-formed and findable, the README generated from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from oidc_credentials import catalogue
+from oidc_credentials.catalogue import ENTRIES, SERVICES, Entry, find, lookup
+from oidc_credentials.emit import RunRecord
+from oidc_credentials.errors import ExchangeError
+from oidc_credentials.providers import aws
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+#: how each service words the refusals it sends without a code (from their docs and sources)
+SAMPLES = {
+    (catalogue.ADO, "NoExplicitReference"): "There is no explicit reference to service connection aws-prod "
+    "(0f0e) from current stage Deploy. Add the service connection to the task inputs.",
+    (catalogue.ADO, "TF400813"): "TF400813: The user 'Build\\1234' is not authorized to access this resource.",
+    (catalogue.ADO, "ConnectionDisabled"): "Service connection aws-prod is disabled and cannot be used.",
+    (catalogue.ADO, "TF400733"): "TF400733: The request has been canceled: Request was blocked due to exceeding usage "
+    "of resource 'ATCPU' in namespace 'User'.",
+    (catalogue.VAULT, "role_not_found"): 'role "ado" could not be found',
+    (catalogue.VAULT, "invalid_audience"): "error validating token: invalid audience (aud) claim: audience claim "
+    "does not match any expected audience",
+    (catalogue.VAULT, "invalid_subject"): "error validating token: invalid subject (sub) claim: sub claim does not "
+    "match bound subject",
+    (catalogue.VAULT, "bound_claims"): 'claim "sub" does not match any associated bound claim values',
+    (catalogue.VAULT, "invalid_issuer"): "error validating token: invalid issuer (iss) claim",
+    (catalogue.VAULT, "signature"): "error validating token: failed to verify id token signature",
+    (catalogue.VAULT, "expired"): "error validating token: token is expired (exp)",
+    (
+        catalogue.VAULT,
+        "no_handler",
+    ): '1 error occurred:\n\t* no handler for route "auth/jwt2/login". route entry not found.',
+    (catalogue.VAULT, "permission_denied"): "1 error occurred:\n\t* permission denied",
+    (catalogue.VAULT, "sealed"): "Vault is sealed",
+    (catalogue.VAULT, "rate_limited"): 'request path "auth/jwt/login": rate limit quota exceeded',
+    (catalogue.KEYVAULT, "ForbiddenByFirewall"): "Client address is not authorized and caller is not a trusted "
+    "service.\r\nClient address: 203.0.113.7",
+}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e.service}:{e.code}")
+def test_every_entry_is_complete_and_found_by_its_code(entry: Entry) -> None:
+    assert entry.service in SERVICES
+    assert entry.code and entry.code == entry.code.strip()
+    assert entry.meaning.endswith(".") and entry.fix.endswith(".")
+    assert isinstance(entry.retry, bool)
+    assert lookup(entry.service, entry.code) is entry
+    assert lookup(entry.service.upper(), entry.code.lower()) is entry
+    assert find(entry.service, entry.code, "whatever the message says") is entry
+
+
+def test_codes_are_unique_per_service() -> None:
+    keys = [(e.service, e.code.lower()) for e in ENTRIES]
+    assert len(keys) == len(set(keys))
+
+
+def test_every_service_has_entries() -> None:
+    assert {e.service for e in ENTRIES} == set(SERVICES)
+
+
+@pytest.mark.parametrize(("key", "text"), sorted(SAMPLES.items()), ids=lambda v: v[1] if isinstance(v, tuple) else "")
+def test_answers_without_a_code_are_recognised(key: tuple[str, str], text: str) -> None:
+    service, code = key
+    found = find(service, "", text)
+    assert found is not None and found.code == code, (text, found)
+
+
+def test_every_pattern_entry_has_a_sample() -> None:
+    """A new entry recognised by its wording must come with a sample of that wording."""
+    assert {(e.service, e.code) for e in ENTRIES if e.match} == set(SAMPLES)
+
+
+def test_nothing_is_recognised_in_unrelated_text() -> None:
+    for service in SERVICES:
+        assert find(service, "", "the quick brown fox") is None
+    assert lookup(catalogue.AWS, "NoSuchCode") is None and lookup("Nobody", "AccessDenied") is None
+
+
+def test_the_required_codes_are_there_and_classified() -> None:
+    assert lookup(catalogue.ENTRA, "AADSTS50166").retry and lookup(catalogue.ENTRA, "AADSTS90061").retry  # type: ignore[union-attr]
+    assert lookup(catalogue.ADO, "TF400733").retry  # type: ignore[union-attr]
+    for code in ("NoExplicitReference", "TF400813", "ConnectionDisabled"):
+        assert lookup(catalogue.ADO, code).retry is False  # type: ignore[union-attr]
+    assert lookup(catalogue.AWS, "AccessDenied").trust  # type: ignore[union-attr]
+
+
+def test_aadsts_number_in_a_message_counts_as_its_code() -> None:
+    entry = find(
+        catalogue.ENTRA, "", "AADSTS700213: No matching federated identity record found for presented assertion"
+    )
+    assert entry is not None and entry.code == "AADSTS700213"
+
+
+def test_aliases_reach_the_same_entries() -> None:
+    assert lookup("Vault", "sealed") is lookup(catalogue.VAULT, "sealed")
+    assert lookup("Google STS", "invalid_grant") is lookup(catalogue.GCP_STS, "invalid_grant")
+
+
+def test_aws_retries_exactly_what_the_catalogue_calls_retryable() -> None:
+    for code in aws.RETRYABLE_CODES:
+        assert catalogue.retryable(catalogue.AWS, code), code
+
+
+def test_the_run_record_carries_the_catalogue_verdict() -> None:
+    record = RunRecord()
+    record.fail(ExchangeError("Entra said no", service="Microsoft Entra ID", status=400, code="AADSTS90061"))
+    assert (record.error_service, record.error_code, record.error_status) == ("Microsoft Entra ID", "AADSTS90061", 400)
+    assert record.retryable is True and "fresh token" in record.fix
+    other = RunRecord()
+    other.fail(
+        ExchangeError("HTTP 404: There is no explicit reference to service connection x", service="Azure DevOps")
+    )
+    assert other.error_code == "NoExplicitReference" and other.retryable is False
+
+
+def test_readme_lists_the_catalogue_generated_from_the_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert catalogue.BEGIN in text and catalogue.END in text, "README lacks the catalogue markers"
+    assert catalogue.replace_section(text) == text, (
+        "README's error catalogue is stale: run `python -m oidc_credentials.catalogue --write README.md`"
+    )
+    for entry in ENTRIES:
+        assert f"`{entry.code}`" in text
+
+
+def test_the_generator_writes_the_section(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{catalogue.BEGIN}\nSTALE-TEXT\n{catalogue.END}\nafter\n", encoding="utf-8")
+    assert catalogue.main(["--write", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert "STALE-TEXT" not in text and text.endswith(f"{catalogue.END}\nafter\n") and "| `AADSTS50166` | yes |" in text
