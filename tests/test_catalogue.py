@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from oidc_credentials import catalogue
+from oidc_credentials import catalogue, cli
 from oidc_credentials.catalogue import ENTRIES, SERVICES, Entry, find, lookup
 from oidc_credentials.emit import RunRecord
 from oidc_credentials.errors import ExchangeError
@@ -121,7 +121,7 @@ def test_readme_lists_the_catalogue_generated_from_the_table() -> None:
     text = README.read_text(encoding="utf-8")
     assert catalogue.BEGIN in text and catalogue.END in text, "README lacks the catalogue markers"
     assert catalogue.replace_section(text) == text, (
-        "README's error catalogue is stale: run `python -m oidc_credentials.catalogue --write README.md`"
+        "README's error catalogue is stale: run `oidc-credentials errors --write-readme README.md`"
     )
     for entry in ENTRIES:
         assert f"`{entry.code}`" in text
@@ -130,6 +130,16 @@ def test_readme_lists_the_catalogue_generated_from_the_table() -> None:
 def test_the_generator_writes_the_section(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{catalogue.BEGIN}\nSTALE-TEXT\n{catalogue.END}\nafter\n", encoding="utf-8")
-    assert catalogue.main(["--write", str(readme)]) == 0
+    assert cli.main(["errors", "--write-readme", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
     assert "STALE-TEXT" not in text and text.endswith(f"{catalogue.END}\nafter\n") and "| `AADSTS50166` | yes |" in text
+
+
+def test_the_cli_explains_a_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["errors", "aadsts90061"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Microsoft Entra ID AADSTS90061 (retried): ") and "Fix: " in out
+    assert cli.main(["errors", "NoSuchCode"]) == 1
+    assert "No service answers with code 'NoSuchCode'" in capsys.readouterr().err
+    assert cli.main(["errors", "--markdown"]) == 0
+    assert capsys.readouterr().out == catalogue.markdown()
