@@ -261,6 +261,19 @@ def test_aws_success(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
     assert Path(uploads[0].data).is_file()
 
 
+def test_every_attempt_is_in_the_audit_record(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    ado.fail_next(1, 503)
+    run = aws_job(job, ado, moto_url).run()
+    assert not run.failed, run.text
+    requests = records_of(run).audit["requests"]
+    assert [(r["service"], r["status"], r["attempt"]) for r in requests] == [
+        ("Azure DevOps", 503, 1),
+        ("Azure DevOps", 200, 2),
+        ("AWS STS", 200, 1),
+    ]
+    assert all(r["duration_ms"] >= 0 for r in requests)
+
+
 def test_aws_access_denied(ado: AzureDevOps, job: AgentJob) -> None:
     app = Sts()
     app.trust(ado.issuer, keys_of(ado))
@@ -310,6 +323,10 @@ def test_azure_success(job: AgentJob, world: AzureWorld, ado: AzureDevOps) -> No
     assert_no_secret(rec, base_secrets(run, ado) + [i["token"] for i in world.entra.issued])
     assert "`AZURE_ACCESS_TOKEN`" in rec.summary and world.app.client_id in rec.summary
     assert ("Microsoft Entra ID", 200) in [(r["service"], r["status"]) for r in rec.audit["requests"]]
+    token_requests = [r for r in world.entra.requests if r["path"].endswith("/token")]
+    assert token_requests and all(
+        r["headers"]["User-Agent"] == rec.audit["correlation"]["user_agent"] for r in token_requests
+    )
     # the Azure DevOps issuer retires for Azure connections: the run warns and keeps the notice
     assert any("2027-07-01" in w and "oidc-credentials trust azure" in w for w in run.warnings)
     assert rec.audit["notices"] and "2027-07-01" in rec.summary
