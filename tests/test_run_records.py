@@ -328,7 +328,12 @@ def test_azure_success(job: AgentJob, world: AzureWorld, ado: AzureDevOps) -> No
         r["headers"]["User-Agent"] == rec.audit["correlation"]["user_agent"] for r in token_requests
     )
     # the Azure DevOps issuer retires for Azure connections: the run warns and keeps the notice
-    assert any("2027-07-01" in w and "oidc-credentials trust azure" in w for w in run.warnings)
+    warning = next(w for w in run.warnings if "2027-07-01" in w)
+    assert (
+        f"oidc-credentials trust azure --org {ado.collection_uri} --project " in warning
+        and f"--connection azure-prod --dual-issuer --format az --app-id {world.app.client_id}" in warning
+        and f"oidc-credentials doctor --org {ado.collection_uri} --project" in warning
+    ), warning
     assert rec.audit["notices"] and "2027-07-01" in rec.summary
 
 

@@ -104,7 +104,7 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
             if tokens.calls == 1:
                 out.info(f"OIDC token for service connection {connection_id}:")
                 out.lines(claims.describe(time.time()))
-                _warn_issuer_retirement(out, record, config, claims)
+                _warn_issuer_retirement(agent, out, record, config, claims)
                 if expect:
                     preflight.check_claims(expect, claims, provider.TITLE)
                     out.info("Pre-flight: the token matches every expect* input.")
@@ -141,19 +141,31 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
 ISSUER_RETIREMENT = "2027-07-01"
 
 
-def _warn_issuer_retirement(out: AgentOutput, record: RunRecord, config: object, claims: Claims) -> None:
+def _warn_issuer_retirement(
+    agent: AgentEnv, out: AgentOutput, record: RunRecord, config: object, claims: Claims
+) -> None:
     """An Azure connection on the Azure DevOps issuer stops working on the retirement date: say so, with the fix."""
+    import shlex
+
     if record.provider not in ("azure", "keyvault") or claims.issuer_kind != "Azure DevOps issuer, vstoken":
         return
-    cloud = getattr(getattr(getattr(config, "connection", None), "cloud", None), "name", "AzureCloud")
+    connection = getattr(config, "connection", None)
+    cloud = getattr(getattr(connection, "cloud", None), "name", "AzureCloud")
     if cloud != "AzureCloud":  # sovereign clouds keep the Azure DevOps issuer
         return
+    parts = claims.sub.split("/")  # sc://<organisation>/<project>/<connection>
+    project = agent.variable("System.TeamProject") or (parts[3] if len(parts) > 4 else "<project>")
+    name = parts[4] if len(parts) > 4 else "<connection>"
+    org = agent.variable("System.CollectionUri") or "<organisation URL>"
+    app = getattr(connection, "client_id", "") or "<app id>"
+    where = f"--org {shlex.quote(org)} --project {shlex.quote(project)}"
     text = (
         f"This Azure connection still uses the Azure DevOps issuer ({claims.iss}), which Microsoft retires for Azure "
-        f"public-cloud connections on {ISSUER_RETIREMENT}; from then on Entra ID refuses its tokens. Before then, "
-        "add a federated credential for the Entra issuer next to the current one (`oidc-credentials trust azure` "
-        "renders both for the cut-over; `oidc-credentials doctor` checks them), then convert the connection: "
-        "Project settings > Service connections > the connection > Convert."
+        f"public-cloud connections on {ISSUER_RETIREMENT}; from then on Entra ID refuses its tokens. Before then, add "
+        f"the Entra-issuer federated credential next to the current one (oidc-credentials trust azure {where} "
+        f"--connection {shlex.quote(name)} --dual-issuer --format az --app-id {app}), then convert the connection "
+        f"(Project settings > Service connections > the connection > Convert); oidc-credentials doctor {where} "
+        "checks every connection of the project."
     )
     record.notices.append(text)
     out.warning(text)
