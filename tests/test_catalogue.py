@@ -143,3 +143,27 @@ def test_the_cli_explains_a_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert "No service answers with code 'NoSuchCode'" in capsys.readouterr().err
     assert cli.main(["errors", "--markdown"]) == 0
     assert capsys.readouterr().out == catalogue.markdown()
+
+
+def test_annotate_completes_what_the_raiser_could_not_classify() -> None:
+    exc = ExchangeError(
+        "Azure DevOps refused the OIDC token request: HTTP 429: TF400733: The request has been canceled.",
+        service="Azure DevOps",
+        status=429,
+    )
+    entry = catalogue.annotate(exc)
+    assert entry is not None and exc.code == "TF400733"
+    assert exc.message.endswith("A retry can help; the task already retried it. Fix: " + entry.fix)
+    assert str(exc) == exc.message
+
+
+def test_annotate_leaves_a_classified_refusal_as_written() -> None:
+    exc = ExchangeError("AWS STS refused: AccessDenied.\nThe role's trust ...", service="AWS STS", code="AccessDenied")
+    before = exc.message
+    assert catalogue.annotate(exc) is lookup(catalogue.AWS, "AccessDenied")
+    assert exc.message == before
+
+
+def test_annotate_leaves_an_unknown_refusal_alone() -> None:
+    exc = ExchangeError("Something else entirely", service="AWS STS", status=418)
+    assert catalogue.annotate(exc) is None and exc.message == "Something else entirely" and exc.code == ""

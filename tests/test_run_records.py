@@ -306,6 +306,16 @@ def test_aws_azure_devops_refusal(ado: AzureDevOps, job: AgentJob, moto_url: str
     assert "connection input" in rec.summary
 
 
+def test_a_disabled_connection_is_explained_from_the_catalogue(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
+    ado.fail_next(1, 400, '{"message": "Service connection aws-prod is disabled and cannot be used."}')
+    run = aws_job(job, ado, moto_url).run()
+    assert run.failed and "The service connection is disabled." in run.errors[0]
+    assert "Fix: Enable it: Project settings > Service connections" in run.errors[0]
+    rec = records_of(run)
+    assert rec.audit["error"]["code"] == "ConnectionDisabled" and rec.audit["error"]["retryable"] is False
+    assert "ConnectionDisabled" in rec.summary
+
+
 def test_aws_preflight_refusal_sends_nothing_to_the_cloud(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
     run = aws_job(job, ado, moto_url, expectSubject="sc://fabrikam/payments/aws-prod").run()
     assert run.failed and "only in letter case" in run.errors[0] and "character 15 is 'P'" in run.errors[0]

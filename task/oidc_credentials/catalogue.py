@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .errors import ExchangeError
 
 ADO = "Azure DevOps"
 ENTRA = "Microsoft Entra ID"
@@ -640,6 +644,22 @@ def find(service: str, code: str = "", text: str = "") -> Entry | None:
         found = re.search(r"AADSTS\d+", text)
         entry = lookup(service, found.group(0)) if found else None
     return entry or (classify(service, text) if text else None)
+
+
+def annotate(exc: ExchangeError) -> Entry | None:
+    """Complete a refusal the raising code could not classify: the catalogue's code, meaning and fix.
+
+    A provider that recognised the code (``exc.code`` set) has written its own, more specific explanation
+    and is left as it is; one that did not gets the entry whose wording matches the answer, if any.
+    """
+    entry = find(exc.service, exc.code, exc.message)
+    if entry is None or exc.code:
+        return entry
+    exc.code = entry.code
+    verdict = "A retry can help; the task already retried it." if entry.retry else "A retry will not help."
+    exc.message = f"{exc.message.rstrip()}\n{entry.meaning} {verdict} Fix: {entry.fix}"
+    exc.args = (exc.message,)
+    return entry
 
 
 def retryable(service: str, code: str) -> bool:

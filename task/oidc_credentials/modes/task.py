@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 from .. import __version__
 from ..agent import AgentEnv
 from ..emit import RunRecord, emit
+from ..errors import ExchangeError
 from ..providers import Context, Outcome, load
 from ..state import TASK_VARIABLE, PostState, new_state_path, save
 from ..vso import AgentOutput
@@ -67,6 +68,10 @@ def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> N
         with observed(trail):
             _run(agent, out, record, trail)
     except BaseException as exc:
+        if isinstance(exc, ExchangeError):
+            from ..catalogue import annotate
+
+            annotate(exc)
         record.fail(exc)
         raise
     finally:
