@@ -167,3 +167,11 @@ def test_annotate_leaves_a_classified_refusal_as_written() -> None:
 def test_annotate_leaves_an_unknown_refusal_alone() -> None:
     exc = ExchangeError("Something else entirely", service="AWS STS", status=418)
     assert catalogue.annotate(exc) is None and exc.message == "Something else entirely" and exc.code == ""
+
+
+def test_aws_explains_codes_only_the_catalogue_knows() -> None:
+    config = aws.AwsConfig("https://sts.amazonaws.com", "arn:aws:iam::123456789012:role/r", "", "s", 3600)
+    error = aws.explain("IDPRejectedClaim", "Rejected", 403, config, None)
+    entry = lookup(catalogue.AWS, "IDPRejectedClaim")
+    assert entry is not None and error.message.endswith(f"{entry.meaning} Fix: {entry.fix}")
+    assert aws.explain("AccessDenied", "no", 403, config, None).message.count("Fix: ") == 0  # its own, richer text

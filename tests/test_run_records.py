@@ -420,3 +420,34 @@ def test_readme_documents_every_audit_field() -> None:
     assert "docs/summary-success.png" in section and "docs/summary-failure.png" in section
     for picture in ("summary-success.png", "summary-failure.png"):
         assert (Path(__file__).resolve().parent.parent / "docs" / picture).is_file()
+
+
+def test_entra_transient_refusals_are_retried_with_a_fresh_token(
+    job: AgentJob, world: AzureWorld, ado: AzureDevOps
+) -> None:
+    world.entra.queue_error(400, 50166, "invalid_request", "AADSTS50166: Request to External OIDC endpoint failed.")
+    world.entra.queue_error(400, 90061, "invalid_request", "AADSTS90061: Request to External OIDC endpoint failed.")
+    world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id))
+    run = job.run()
+    assert not run.failed, run.text
+    assert len(ado.issued) == 3  # a fresh Azure DevOps token for each attempt
+    assert [w for w in run.warnings if "which passes; retrying with a fresh token" in w] == [
+        "Microsoft Entra ID answered AADSTS50166, which passes; retrying with a fresh token in 0.5 s.",
+        "Microsoft Entra ID answered AADSTS90061, which passes; retrying with a fresh token in 1.0 s.",
+    ]
+    statuses = [r["status"] for r in records_of(run).audit["requests"] if r["service"] == "Microsoft Entra ID"]
+    assert statuses[-3:] == [400, 400, 200]
+
+
+def test_entra_codes_explained_only_by_the_catalogue(job: AgentJob, world: AzureWorld, ado: AzureDevOps) -> None:
+    world.entra.queue_error(
+        400,
+        7000229,
+        "invalid_client",
+        "AADSTS7000229: The client application is missing service principal in the tenant.",
+    )
+    world.endpoint(job.inputs(provider="azure", azureConnection=world.connection_id))
+    run = job.run()
+    assert run.failed and len(ado.issued) == 1  # not retried
+    assert "The app has no service principal in the tenant. Fix: Create it: az ad sp create" in run.errors[0]
+    assert records_of(run).audit["error"]["code"] == "AADSTS7000229"

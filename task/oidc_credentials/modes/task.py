@@ -193,7 +193,7 @@ def _publish(agent: AgentEnv, out: AgentOutput, record: RunRecord) -> None:
         out.info(f"Audit record: {path}")
         if agent.bool_input("publishAuditRecord"):
             name = agent.input("auditArtifactName") or f"oidc-credentials-audit-{record.run_uid[:12]}"
-            out.command("artifact.upload", {"containerfolder": name, "artifactname": name}, path)
+            out.upload_artifact(path, name)
     except Exception as exc:
         out.warning(f"Could not write the audit record: {type(exc).__name__}: {exc}")
 

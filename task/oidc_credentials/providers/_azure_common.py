@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import destination
 from ..agent import GUID, Endpoint
+from ..catalogue import lookup, retryable
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..http import Http
@@ -27,6 +29,9 @@ from ..text import iso_utc, one_line
 from . import Context
 
 SERVICE = "Microsoft Entra ID"
+#: attempts for a refusal the catalogue calls transient (AADSTS50166, AADSTS90061, ...), and the first backoff
+ENTRA_ATTEMPTS = 3
+ENTRA_BACKOFF = 0.5
 WIF_SCHEME = "WorkloadIdentityFederation"
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
@@ -253,6 +258,9 @@ def explain_entra(
     fix = fixes.get(code)
     if fix is None:
         fix = trust if code in (700027, 50027) else ""
+        entry = lookup(SERVICE, f"AADSTS{code}") if code else None
+        if entry is not None:  # the catalogue's meaning and fix for the codes explained nowhere else
+            fix = f"{entry.meaning} Fix: {entry.fix}" + ("\n" + fix if fix else "")
     return ExchangeError(
         head + ("\n" + fix if fix else ""), service=SERVICE, status=status, code=f"AADSTS{code}" if code else ""
     )
@@ -342,6 +350,7 @@ def request_tokens(
     clock: Callable[[], float] = time.time,
     verbose: bool = False,
     scope_from: str = "the request",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[AccessToken]:
     """One Entra access token per scope, each bought with a fresh Azure DevOps OIDC token: the wire client.
 
@@ -373,23 +382,35 @@ def request_tokens(
     issued: list[AccessToken] = []
     try:
         for scope in scopes:
-            try:
-                result = http.bounded(partial(credential.get_token, scope), service=SERVICE, url=conn.authority)
-            except ClientAuthenticationError as exc:
-                if assertions.error is not None:
-                    raise assertions.error from exc
-                raise _from_response(exc, conn, tokens, clock(), scope, scope_from) from exc
-            except AzureError as exc:
-                if assertions.error is not None:
-                    raise assertions.error from exc
-                raise ExchangeError(
-                    f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
-                    "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
-                    "certificate.",
-                    service=SERVICE,
-                ) from exc
-            except TaskError:
-                raise
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    result = http.bounded(partial(credential.get_token, scope), service=SERVICE, url=conn.authority)
+                    break
+                except ClientAuthenticationError as exc:
+                    if assertions.error is not None:
+                        raise assertions.error from exc
+                    error = _from_response(exc, conn, tokens, clock(), scope, scope_from)
+                    # Entra's transient refusals (it could not reach the token's issuer): the catalogue says retry
+                    if attempt >= ENTRA_ATTEMPTS or not retryable(SERVICE, error.code):
+                        raise error from exc
+                    delay = ENTRA_BACKOFF * 2 ** (attempt - 1)
+                    warn(
+                        f"{SERVICE} answered {error.code}, which passes; retrying with a fresh token in {delay:.1f} s."
+                    )
+                    sleep(delay)
+                except AzureError as exc:
+                    if assertions.error is not None:
+                        raise assertions.error from exc
+                    raise ExchangeError(
+                        f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
+                        "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
+                        "certificate.",
+                        service=SERVICE,
+                    ) from exc
+                except TaskError:
+                    raise
             issued.append(AccessToken(scope, result.token, int(result.expires_on)))
     finally:
         credential.close()

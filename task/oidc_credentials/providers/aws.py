@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .. import destination
+from .. import catalogue, destination
 from ..agent import AgentEnv, Endpoint
+from ..catalogue import ENTRIES, lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response, resolves
@@ -35,8 +36,11 @@ POLICY_ARN = re.compile(
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-#: STS answers these with 400 but they pass: retry them like a 5xx
-RETRYABLE_CODES = ("IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded")
+#: STS answers these with 400 but they pass: retry them like a 5xx (the catalogue's retryable STS codes; an
+#: expired token is retried once with a fresh token instead)
+RETRYABLE_CODES = tuple(
+    e.code for e in ENTRIES if e.service == catalogue.AWS and e.retry and e.code != "ExpiredTokenException"
+)
 MAX_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
 
@@ -285,6 +289,11 @@ def explain(code: str, message: str, status: int, config: AwsConfig, claims: Cla
             "STS kept throttling the requests and retries ran out. Run the job again later or spread out parallel jobs."
         )
     fix = fixes.get(code)
+    entry = lookup(SERVICE, code)
+    if (
+        fix is None and entry is not None
+    ):  # codes explained only by the catalogue (InternalFailure, IDPRejectedClaim, ...)
+        fix = f"{entry.meaning} Fix: {entry.fix}"
     if not code:
         fix = f"The answer was not an STS document (HTTP {status}): check the connection's URL ({config.sts_url})."
     return ExchangeError(head + (".\n" + fix if fix else "."), service=SERVICE, status=status, code=code)
