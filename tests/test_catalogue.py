@@ -175,3 +175,17 @@ def test_aws_explains_codes_only_the_catalogue_knows() -> None:
     entry = lookup(catalogue.AWS, "IDPRejectedClaim")
     assert entry is not None and error.message.endswith(f"{entry.meaning} Fix: {entry.fix}")
     assert aws.explain("AccessDenied", "no", 403, config, None).message.count("Fix: ") == 0  # its own, richer text
+
+
+def test_key_vault_explains_codes_only_the_catalogue_knows() -> None:
+    from oidc_credentials.http import Response
+    from oidc_credentials.providers import keyvault
+    from oidc_credentials.providers._azure_common import PUBLIC, AzureConnection
+
+    conn = AzureConnection("c", "t", "a", "", PUBLIC, PUBLIC.authority, keyvault_suffix="vault.azure.net")
+    config = keyvault.KeyVaultConfig(conn, "https://kv.vault.azure.net", "kv", ("x",), (), 1, False, "fail", "")
+    body = (
+        '{"error": {"code": "Forbidden", "message": "Denied by policy", "innererror": {"code": "ForbiddenByPolicy"}}}'
+    )
+    error = keyvault.explain(Response(403, "https://kv.vault.azure.net/secrets/x", body), config, "read secret 'x'")
+    assert error.code == "ForbiddenByPolicy" and "Fix: Ask the vault's owners which policy denies it." in error.message
