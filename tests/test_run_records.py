@@ -258,7 +258,7 @@ def test_aws_success(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
         cmd for line in run.stdout.splitlines() if (cmd := parse_line(line)) and cmd.area_event == "artifact.upload"
     ]
     assert len(uploads) == 1 and uploads[0].properties["artifactname"].startswith("oidc-credentials-audit-")
-    assert Path(uploads[0].data).is_file()
+    assert Path(uploads[0].data).is_file() and run.unknown_commands == []
 
 
 def test_every_attempt_is_in_the_audit_record(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
