@@ -451,3 +451,35 @@ def test_entra_codes_explained_only_by_the_catalogue(job: AgentJob, world: Azure
     assert run.failed and len(ado.issued) == 1  # not retried
     assert "The app has no service principal in the tenant. Fix: Create it: az ad sp create" in run.errors[0]
     assert records_of(run).audit["error"]["code"] == "AADSTS7000229"
+
+
+def fake_run(monkeypatch: pytest.MonkeyPatch, **extra: str) -> TaskRun:
+    """The fake provider's "ok" run in process (no cloud), with ``extra`` in its environment."""
+    import io
+
+    from oidc_credentials import __main__ as entry
+    from oidc_credentials.providers import PROVIDERS
+
+    from tests.fake_provider import fake_env
+
+    monkeypatch.setitem(PROVIDERS, "fake", "tests.fake_provider")
+    out, err = io.StringIO(), io.StringIO()
+    code = entry.main(fake_env("ok", **extra), out, err)
+    return TaskRun.from_output(code, out.getvalue(), err.getvalue())
+
+
+def test_a_summary_that_cannot_be_written_never_changes_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    run = fake_run(monkeypatch, AGENT_TEMPDIRECTORY=str(blocker))
+    assert run.returncode == 0 and not run.failed and run.variables["FAKE_SECRET"] == "s3cr3t-value"
+    assert any(w.startswith("Could not write the run summary") for w in run.warnings)
+    assert any(w.startswith("Could not write the audit record") for w in run.warnings)
+    assert "task.uploadsummary" not in run.stdout
+
+
+def test_no_temp_folder_no_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = fake_run(monkeypatch)
+    assert run.returncode == 0 and "task.uploadsummary" not in run.stdout and "Audit record" not in run.text
