@@ -25,6 +25,7 @@ from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..http import Http
 from ..oidc import Claims, TokenSource
+from ..refusal import render_trust
 from ..text import iso_utc, one_line
 from . import Context
 
@@ -191,7 +192,14 @@ def _must_contain(conn: AzureConnection, claims: Claims | None) -> str:
         f"  Issuer               {iss}\n  Subject identifier   {sub}\n  Audience             {aud}\n"
         "Entra ID > App registrations (or the managed identity) > Certificates & secrets > Federated credentials. "
         "The subject holds the organisation, project and connection names: renaming any of them changes it."
+        + _rendered_credential(conn, claims)
     )
+
+
+def _rendered_credential(conn: AzureConnection, claims: Claims | None) -> str:
+    """The ``oidc-credentials trust azure`` command's own rendering for these claims ("" when it cannot render)."""
+    rendered = render_trust("azure", claims, app_id=conn.client_id) if claims else ""
+    return "\nOr create it with:\n" + rendered if rendered else ""
 
 
 def _subject_note(conn: AzureConnection, claims: Claims | None) -> str:

@@ -21,6 +21,7 @@ from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
+from ..refusal import render_trust
 from . import Context, Outcome, Variable
 
 TITLE = "AWS"
@@ -200,10 +201,14 @@ def _trust_statement(config: AwsConfig, claims: Claims | None) -> str:
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {f"{issuer}:sub": claims.sub, f"{issuer}:aud": claims.aud}},
     }
+    # the trust command's own template, from these claims (the plain statement when it cannot render)
+    rendered = render_trust(
+        "aws", claims, account_id=config.account, partition=config.partition, role_name=config.role_arn.split("/")[-1]
+    )
     return (
         f"This token carries {issuer}:sub = {claims.sub} and {issuer}:aud = {claims.aud}. The role's trust policy "
-        "needs a statement like:\n" + json.dumps(statement, indent=2) + "\nThe subject is case-sensitive and "
-        "holds names: renaming the organisation, project or connection changes it."
+        "needs a statement like:\n" + (rendered or json.dumps(statement, indent=2)) + "\nThe subject is "
+        "case-sensitive and holds names: renaming the organisation, project or connection changes it."
     )
 
 
