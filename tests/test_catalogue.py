@@ -21,22 +21,19 @@ SAMPLES = {
     (catalogue.ADO, "ConnectionDisabled"): "Service connection aws-prod is disabled and cannot be used.",
     (catalogue.ADO, "TF400733"): "TF400733: The request has been canceled: Request was blocked due to exceeding usage "
     "of resource 'ATCPU' in namespace 'User'.",
-    (catalogue.VAULT, "role_not_found"): 'role "ado" could not be found',
-    (catalogue.VAULT, "invalid_audience"): "error validating token: invalid audience (aud) claim: audience claim "
+    (catalogue.VAULT, "RoleNotFound"): 'role "ado" could not be found',
+    (catalogue.VAULT, "NoAudiencesBound"): "error validating token: no audiences bound to the role, but token "
+    "carries audience claims",
+    (catalogue.VAULT, "AudienceMismatch"): "error validating token: invalid audience (aud) claim: audience claim "
     "does not match any expected audience",
-    (catalogue.VAULT, "invalid_subject"): "error validating token: invalid subject (sub) claim: sub claim does not "
-    "match bound subject",
-    (catalogue.VAULT, "bound_claims"): 'claim "sub" does not match any associated bound claim values',
-    (catalogue.VAULT, "invalid_issuer"): "error validating token: invalid issuer (iss) claim",
-    (catalogue.VAULT, "signature"): "error validating token: failed to verify id token signature",
-    (catalogue.VAULT, "expired"): "error validating token: token is expired (exp)",
-    (
-        catalogue.VAULT,
-        "no_handler",
-    ): '1 error occurred:\n\t* no handler for route "auth/jwt2/login". route entry not found.',
-    (catalogue.VAULT, "permission_denied"): "1 error occurred:\n\t* permission denied",
-    (catalogue.VAULT, "sealed"): "Vault is sealed",
-    (catalogue.VAULT, "rate_limited"): 'request path "auth/jwt/login": rate limit quota exceeded',
+    (catalogue.VAULT, "ClaimMismatch"): 'claim "sub" does not match any associated bound claim values',
+    (catalogue.VAULT, "IssuerMismatch"): "error validating token: invalid issuer (iss) claim",
+    (catalogue.VAULT, "UntrustedSigner"): "error validating token: failed to verify id token signature",
+    (catalogue.VAULT, "TokenExpired"): "error validating token: token is expired (exp)",
+    (catalogue.VAULT, "NoJwtMount"): '1 error occurred:\n\t* no handler for route "auth/jwt2/login". route entry '
+    "not found.",
+    (catalogue.VAULT, "Sealed"): "Vault is sealed",
+    (catalogue.VAULT, "RateLimited"): 'request path "auth/jwt/login": rate limit quota exceeded',
     (catalogue.KEYVAULT, "ForbiddenByFirewall"): "Client address is not authorized and caller is not a trusted "
     "service.\r\nClient address: 203.0.113.7",
 }
@@ -96,7 +93,7 @@ def test_aadsts_number_in_a_message_counts_as_its_code() -> None:
 
 
 def test_aliases_reach_the_same_entries() -> None:
-    assert lookup("Vault", "sealed") is lookup(catalogue.VAULT, "sealed")
+    assert lookup("Vault", "sealed") is lookup(catalogue.VAULT, "Sealed")
     assert lookup("Google STS", "invalid_grant") is lookup(catalogue.GCP_STS, "invalid_grant")
 
 
