@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import jsonschema
@@ -181,10 +182,11 @@ def test_audit_document_is_valid_and_hashes_tokens() -> None:
     rec = record()
     trail = audit.AuditTrail(rec, env, "1.0.0")
     assert trail.user_agent == "OidcCredentials/1.0.0 (azure-pipelines; run fabrikam/4242/2)"
-    assert trail.headers_for("https://sts.googleapis.com/v1/token")["X-Goog-Request-Reason"].startswith(
+    assert trail.headers_for("https://sts.googleapis.com/v1/token", "Google STS")["X-Goog-Request-Reason"].startswith(
         "Azure Pipelines https://dev.azure.com/fabrikam/ project Payments definition 12 build 4242"
     )
-    assert "X-Goog-Request-Reason" not in trail.headers_for("https://sts.amazonaws.com/")
+    assert "X-Goog-Request-Reason" not in trail.headers_for("https://sts.amazonaws.com/", "AWS STS")
+    assert "X-Goog-Request-Reason" in trail.headers_for("https://127.0.0.1:8443/v1/token", "Google STS")
     trail.on_token("header.payload.signature")
     trail.on_claims(Claims(iss="i", sub="s", aud="a", exp=1, iat=1, jti="j"))
     trail.on_request(RequestEvent("AWS STS", "POST", "https://sts.amazonaws.com/", 200, 0.0123, 1))
@@ -483,3 +485,77 @@ def test_a_summary_that_cannot_be_written_never_changes_the_result(
 def test_no_temp_folder_no_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     run = fake_run(monkeypatch)
     assert run.returncode == 0 and "task.uploadsummary" not in run.stdout and "Audit record" not in run.text
+
+
+# -- Google Cloud and Vault: the same proof ---------------------------------------------------------------------
+@pytest.fixture
+def gcp(ado: AzureDevOps, ca: LocalCA) -> Iterator[Any]:
+    from tests.test_gcp import make_world
+
+    yield from make_world(ado, ca)
+
+
+def gcp_secrets(run: TaskRun, ado: AzureDevOps, world: Any) -> list[str]:
+    return base_secrets(run, ado) + list(world.google.tokens)
+
+
+@pytest.mark.parametrize("path", ["success", "issuer", "binding", "lifetime"])
+def test_gcp_paths(gcp: Any, job: AgentJob, ado: AzureDevOps, path: str) -> None:
+    from tests.test_gcp import SA
+
+    inputs: dict[str, str] = {}
+    if path == "issuer":
+        gcp.provider.issuer = "https://vstoken.dev.azure.com/someone-else"
+    elif path == "binding":
+        gcp.google.accounts[SA].token_creators.clear()
+    elif path == "lifetime":
+        inputs["gcpTokenLifetime"] = "7200"
+    run = gcp.job(job, **inputs).run()
+    assert run.failed == (path != "success"), run.text
+    rec = records_of(run)
+    assert_no_secret(rec, gcp_secrets(run, ado, gcp))
+    services = {r["service"] for r in rec.audit["requests"]}
+    assert "Google STS" in services
+    if path == "success":
+        assert SA in rec.summary and "`GOOGLE_OAUTH_ACCESS_TOKEN`" in rec.summary
+        assert "Google IAM Credentials" in services
+    else:
+        error = rec.audit["error"]
+        expected = {"issuer": "invalid_grant", "binding": "PERMISSION_DENIED", "lifetime": "INVALID_ARGUMENT"}[path]
+        assert error["code"] == expected and error["retryable"] is False and error["fix"], error
+
+
+def test_gcp_requests_carry_the_request_reason(gcp: Any, job: AgentJob) -> None:
+    run = gcp.job(job).run()
+    assert not run.failed, run.text
+    reasons = {r["headers"].get("X-Goog-Request-Reason") for r in gcp.google.requests if "headers" in r}
+    assert reasons == {records_of(run).audit["correlation"]["gcp_request_reason"]}
+
+
+@pytest.fixture
+def vw(openbao: Any, ado: AzureDevOps) -> Any:
+    from tests.test_vault import make_world
+
+    return make_world(openbao, ado)
+
+
+@pytest.mark.parametrize("path", ["success", "role", "audience", "subject"])
+def test_vault_paths(vw: Any, job: AgentJob, ado: AzureDevOps, path: str) -> None:
+    from tests.test_vault import API_KEY, DB_PASSWORD, ROLE
+
+    if path == "role":
+        vw.bao.ok("DELETE", f"auth/jwt/role/{ROLE}")
+    elif path == "audience":
+        vw.role(bound_audiences=["https://vault.example.com"])
+    elif path == "subject":
+        vw.role(bound_subject="sc://fabrikam/Payments/another-connection")
+    run = vw.job(job).run()
+    assert run.failed == (path != "success"), run.text
+    rec = records_of(run)
+    assert_no_secret(rec, [*base_secrets(run, ado), DB_PASSWORD, API_KEY, "app-user-7"])
+    if path == "success":
+        assert "`VAULT_TOKEN`" in rec.summary and "`DB_PASSWORD`" in rec.summary
+        assert any(r["service"] == "Vault" and r["status"] == 200 for r in rec.audit["requests"])
+    else:
+        expected = {"role": "RoleNotFound", "audience": "AudienceMismatch", "subject": "ClaimMismatch"}[path]
+        assert rec.audit["error"]["code"] == expected and rec.audit["error"]["retryable"] is False

@@ -104,11 +104,11 @@ class AuditTrail:
         record.correlation = {"user_agent": self.user_agent, "gcp_request_reason": self.reason}
 
     # -- the Http observer --------------------------------------------------------------------------------------
-    def headers_for(self, url: str) -> Mapping[str, str]:
+    def headers_for(self, url: str, service: str) -> Mapping[str, str]:
         headers = {"User-Agent": self.user_agent}
         host = (urlsplit(url).hostname or "").lower()
-        if host == "googleapis.com" or host.endswith(".googleapis.com"):
-            headers["X-Goog-Request-Reason"] = self.reason
+        if service.startswith("Google") or host == "googleapis.com" or host.endswith(".googleapis.com"):
+            headers["X-Goog-Request-Reason"] = self.reason  # shows in Cloud Audit Logs (requestMetadata)
         return headers
 
     def on_request(self, event: RequestEvent) -> None:

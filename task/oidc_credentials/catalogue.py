@@ -658,6 +658,12 @@ def annotate(exc: ExchangeError) -> Entry | None:
     return entry
 
 
+def catalogue_fix(service: str, code: str) -> str:
+    """ "<meaning> Fix: <fix>" for a code a provider has no sentence of its own for ("" when unknown)."""
+    entry = lookup(service, code)
+    return f"{entry.meaning} Fix: {entry.fix}" if entry else ""
+
+
 def retryable(service: str, code: str) -> bool:
     entry = lookup(service, code)
     return bool(entry and entry.retry)

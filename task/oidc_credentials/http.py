@@ -127,8 +127,8 @@ class RequestEvent:
 class Observer(Protocol):
     """Sees every request any :class:`Http` sends while it is registered (:func:`observed`)."""
 
-    def headers_for(self, url: str) -> Mapping[str, str]:
-        """Headers to add to a request to ``url`` (the caller's own headers win)."""
+    def headers_for(self, url: str, service: str) -> Mapping[str, str]:
+        """Headers to add to a request to ``url`` of ``service`` (the caller's own headers win)."""
         ...
 
     def on_request(self, event: RequestEvent) -> None: ...
@@ -147,11 +147,11 @@ def observed(observer: Observer) -> Iterator[None]:
         _OBSERVERS.remove(observer)
 
 
-def observer_headers(url: str) -> dict[str, str]:
+def observer_headers(url: str, service: str) -> dict[str, str]:
     """What the registered observers add to a request to ``url`` (for HTTP clients other than Http)."""
     merged: dict[str, str] = {}
     for observer in list(_OBSERVERS):
-        merged.update(observer.headers_for(url))
+        merged.update(observer.headers_for(url, service))
     return merged
 
 
@@ -348,7 +348,7 @@ class Http:
                 problem: str
                 response: Response | None = None
                 sent = self._clock()
-                sending = {**observer_headers(url), **(headers or {})}
+                sending = {**observer_headers(url, service), **(headers or {})}
                 try:
                     response = self._attempt(method, url, sending, data, json, budget, ca_bundle or self._verify)
                 except _Timeout:

@@ -431,7 +431,7 @@ def _observer_hooks() -> dict[str, Any]:
     from ..http import RequestEvent, notify, observer_headers
 
     def on_request(request: Any) -> None:
-        request.http_request.headers.update(observer_headers(request.http_request.url))
+        request.http_request.headers.update(observer_headers(request.http_request.url, SERVICE))
         request.context["oidc_credentials_sent"] = time.monotonic()
 
     def on_response(response: Any) -> None:
