@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit package-test bench package clean
+.PHONY: setup demo test lint typecheck unit package-test bench package clean summary-screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench: setup package
 # `make package PUBLISHER=<your publisher id> [EXTENSION_ID=<id>]` builds it for your own publisher.
 package: setup
 	$(PY) packaging/make_package.py
+
+# The run summary as a browser shows it: installs headless Chromium (Debian package) when it is missing,
+# checks the rendering, and refreshes the pictures the README shows (docs/summary-*.png).
+summary-screenshot: setup
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/pytest -n 0 -p no:randomly tests/test_summary_screenshot.py $(PYTEST_ARGS)
+	$(PY) -m tests.summary_screenshot docs
 
 clean:
 	rm -rf $(VENV) node_modules build dist .pytest_cache .mypy_cache .ruff_cache

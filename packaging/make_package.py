@@ -108,7 +108,14 @@ def check_stage(folder: Path) -> None:
         for handler, spec in task.get(phase, {}).items():
             if not (folder / spec["target"]).is_file():
                 raise PackageError(f"task.json {phase}.{handler}.target {spec['target']} is not in the task folder")
-    for required in ("task/entry.py", "task/deps/select.py", "task/deps/manifest.json", f"task/{PACKAGE}/__main__.py"):
+    for required in (
+        "task/entry.py",
+        "task/deps/select.py",
+        "task/deps/manifest.json",
+        f"task/{PACKAGE}/__main__.py",
+        f"task/{PACKAGE}/templates/summary.md.j2",  # package data the task reads at run time
+        f"task/{PACKAGE}/audit.schema.json",
+    ):
         if not (folder / required).is_file():
             raise PackageError(f"the staged task folder has no {required}")
     manifest = json.loads((folder / "task/deps/manifest.json").read_text(encoding="utf-8"))

@@ -179,7 +179,7 @@ class TaskRun:
             self.task_variables[cmd.properties.get("variable", "")] = cmd.data
         elif cmd.area_event == "task.debug":
             self.log.append("##[debug]" + self._mask(cmd.data))
-        elif cmd.area_event in ("task.uploadsummary", "task.prependpath", "task.setprogress"):
+        elif cmd.area_event in ("task.uploadsummary", "task.prependpath", "task.setprogress", "artifact.upload"):
             pass
         else:
             self.unknown_commands.append(line)

@@ -272,8 +272,13 @@ def test_hostile_error_body_cannot_run_commands(ado: AzureDevOps, job: AgentJob)
     assert_failed_cleanly(run, "InvalidIdentityToken")
     assert "PWNED" not in run.variables
     assert run.completions == [("Failed", run.completions[0][1])]
-    commands = {cmd.area_event for line in (run.stdout + run.stderr).splitlines() if (cmd := parse_line(line))}
-    assert commands <= {"task.setsecret", "task.logissue", "task.complete"}, commands
+    parsed = [cmd for line in (run.stdout + run.stderr).splitlines() if (cmd := parse_line(line))]
+    commands = {cmd.area_event for cmd in parsed}
+    assert commands <= {"task.setsecret", "task.logissue", "task.complete", "task.uploadsummary"}, commands
+    # the run summary's command is the task's own: its data is the summary file it wrote in the agent's temp folder
+    assert all(
+        c.data.startswith(job.env["AGENT_TEMPDIRECTORY"]) for c in parsed if c.area_event == "task.uploadsummary"
+    )
 
 
 def test_traceback_only_with_system_debug(ado: AzureDevOps, job: AgentJob) -> None:
@@ -302,8 +307,13 @@ def test_no_python_names_what_to_install(job: AgentJob) -> None:
 
 def test_aws_path_imports_nothing_heavy(ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
     """Heavy imports are lazy: the AWS path loads neither azure-identity, msal nor jinja2, and reads the token's
-    claims without PyJWT (which would pull in cryptography: about 25 ms of a 150 ms start-up)."""
+    claims without PyJWT (which would pull in cryptography: about 25 ms of a 150 ms start-up).
+
+    jinja2 renders the run summary, after the variables are set; without Agent.TempDirectory there is no
+    summary, so the exchange itself is shown to need none of them.
+    """
     aws_job(job, ado, moto_url)
+    job.env.pop("AGENT_TEMPDIRECTORY")
     probe = (
         "import atexit, runpy, sys\n"
         "atexit.register(lambda: sys.__stderr__.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"

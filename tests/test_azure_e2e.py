@@ -92,6 +92,7 @@ def test_an_entra_issuer_connection_works(job: AgentJob, ado: AzureDevOps, ca: L
         result = job.run()
     assert not result.failed, result.text
     assert "Microsoft Entra issuer" in result.text
+    assert not any("2027-07-01" in w for w in result.warnings)  # the retirement is the Azure DevOps issuer's
 
 
 def test_a_sovereign_cloud_connection_gets_its_own_arm(job: AgentJob, world: AzureWorld) -> None:
@@ -108,6 +109,7 @@ def test_a_sovereign_cloud_connection_gets_its_own_arm(job: AgentJob, world: Azu
     )
     assert result.variables["ARM_ENVIRONMENT"] == "usgovernment"
     assert "https://management.azure.com/.default -> https://management.usgovcloudapi.net/.default" in result.text
+    assert not any("2027-07-01" in w for w in result.warnings)  # sovereign clouds keep the Azure DevOps issuer
 
 
 def test_a_secret_based_connection_is_refused_before_any_request(

@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trust": "oidc_credentials.commands.trust",
     "connection": "oidc_credentials.commands.connection",
     "doctor": "oidc_credentials.commands.doctor",
+    "errors": "oidc_credentials.commands.errors",
 }
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, TaskError
+from .errors import ConfigError, ExchangeError, TaskError
 from .files import write_private
 from .secret_vars import env_hint
 from .vso import check_variable_name
@@ -32,6 +33,8 @@ class RunRecord:
     """The facts of one task run, never a secret value: what the summary and audit record render."""
 
     version: str = ""
+    #: this run's own id (the audit record's and the summary's file names carry it)
+    run_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     provider: str = ""
     connection_id: str = ""
     #: who the credentials act as, and until when (ISO 8601 UTC, "" when they do not expire)
@@ -54,6 +57,23 @@ class RunRecord:
     error_kind: str = ""
     #: the first line of the error message (already free of secrets)
     error: str = ""
+    #: the whole error message, and what the error catalogue says of it (service, code, retry, fix)
+    explanation: str = ""
+    error_service: str = ""
+    error_code: str = ""
+    error_status: int | None = None
+    retryable: bool | None = None
+    fix: str = ""
+    #: warnings worth keeping with the run (issuer retirement, ...)
+    notices: list[str] = field(default_factory=list)
+    #: each OIDC token used: its SHA-256 (never the token) and identifying claims, in the order requested
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    #: each HTTP request sent: service, method, url (no query), status, duration, attempt
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    #: the pipeline run's ids (organisation, project, definition, build, job attempt, ...)
+    pipeline: dict[str, str] = field(default_factory=dict)
+    #: what ties the cloud's own logs to this run (user agent, AWS session name, GCP request reason)
+    correlation: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
     @property
@@ -79,11 +99,22 @@ class RunRecord:
 
     def fail(self, exc: BaseException) -> None:
         """Record a failure: its kind (``TaskError.kind``, or "unexpected") and the first line of its message."""
+        if self.error_kind:
+            return
         if isinstance(exc, TaskError):
             self.error_kind, message = exc.kind, exc.message
         else:
             self.error_kind, message = "unexpected", f"{type(exc).__name__}: {exc}"
         self.error = message.split("\n", 1)[0]
+        self.explanation = message
+        if isinstance(exc, ExchangeError):
+            from .catalogue import find, service_name
+
+            self.error_service, self.error_code, self.error_status = exc.service, exc.code, exc.status
+            entry = find(exc.service, exc.code, message)
+            if entry is not None:
+                self.error_service = service_name(exc.service) or exc.service
+                self.error_code, self.retryable, self.fix = entry.code, entry.retry, entry.fix
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from . import destination
@@ -107,6 +107,58 @@ class Response:
     def snippet(self, limit: int = 500) -> str:
         """The start of the body for error messages (callers neutralise it when printing)."""
         return one_line(self.text, limit)
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """One attempt of one request, for the audit record: never a header or a body."""
+
+    service: str
+    method: str
+    #: scheme, host and path; the query is left out
+    url: str
+    #: HTTP status, or None when no response arrived
+    status: int | None
+    #: seconds from sending to the answer (or the failure)
+    duration: float
+    attempt: int
+
+
+class Observer(Protocol):
+    """Sees every request any :class:`Http` sends while it is registered (:func:`observed`)."""
+
+    def headers_for(self, url: str, service: str) -> Mapping[str, str]:
+        """Headers to add to a request to ``url`` of ``service`` (the caller's own headers win)."""
+        ...
+
+    def on_request(self, event: RequestEvent) -> None: ...
+
+
+_OBSERVERS: list[Observer] = []
+
+
+@contextlib.contextmanager
+def observed(observer: Observer) -> Iterator[None]:
+    """Register ``observer`` for every Http instance (providers may make their own) while the block runs."""
+    _OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(observer)
+
+
+def observer_headers(url: str, service: str) -> dict[str, str]:
+    """What the registered observers add to a request to ``url`` (for HTTP clients other than Http)."""
+    merged: dict[str, str] = {}
+    for observer in list(_OBSERVERS):
+        merged.update(observer.headers_for(url, service))
+    return merged
+
+
+def notify(event: RequestEvent) -> None:
+    """Tell the registered observers about one request (also called for requests other clients send)."""
+    for observer in list(_OBSERVERS):
+        observer.on_request(event)
 
 
 def retry_after_seconds(value: str, now: float | None = None) -> float | None:
@@ -295,13 +347,17 @@ class Http:
                 budget = min(budget, task_left)
                 problem: str
                 response: Response | None = None
+                sent = self._clock()
+                sending = {**observer_headers(url, service), **(headers or {})}
                 try:
-                    response = self._attempt(method, url, headers, data, json, budget, ca_bundle or self._verify)
+                    response = self._attempt(method, url, sending, data, json, budget, ca_bundle or self._verify)
                 except _Timeout:
                     if bound_by_task:
+                        notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
                         raise self._task_expired(service, url) from None
                     problem = f"no complete answer within {budget:.0f} s"
                 except self._requests.exceptions.SSLError as exc:
+                    notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
                     raise ExchangeError(
                         f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
                         "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
@@ -311,6 +367,7 @@ class Http:
                     host = urlsplit(url).hostname or ""
                     if not isinstance(exc, self._requests.exceptions.ProxyError) and _name_not_resolved(exc):
                         # A name that does not resolve now will not resolve in a second either: say so at once.
+                        notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
                         raise ExchangeError(
                             f"The host name {host} of {service} ({_origin(url)}) does not resolve: DNS has no such "
                             "host. Check the host name.",
@@ -318,6 +375,8 @@ class Http:
                             code="NameNotResolved",
                         ) from exc
                     problem = f"{type(exc).__name__}: {_short(exc)}"
+                status = response.status if response is not None else None
+                notify(RequestEvent(service, method, _bare(url), status, self._clock() - sent, attempt))
                 if response is not None:
                     wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
                     if not wants_retry:
@@ -454,6 +513,11 @@ def resolves(host: str, port: int = 443) -> bool:
 
 #: getaddrinfo's "no such name" answers, as each platform numbers them
 _NO_SUCH_NAME = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, n)}
+
+
+def _bare(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _short(exc: BaseException) -> str:

@@ -177,6 +177,15 @@ class AgentOutput:
             value,
         )
 
+    # -- attachments and artifacts (paths of files the task wrote) ---------------------------
+    def upload_summary(self, path: str) -> None:
+        """Show a Markdown file in the run's Extensions tab."""
+        self.command("task.uploadsummary", None, path)
+
+    def upload_artifact(self, path: str, name: str) -> None:
+        """Publish a file as the pipeline artifact ``name`` (in a container folder of the same name)."""
+        self.command("artifact.upload", {"containerfolder": name, "artifactname": name}, path)
+
     # -- log lines --------------------------------------------------------------------------
     def info(self, text: str = "") -> None:
         for line in self.safe(text).split("\n"):

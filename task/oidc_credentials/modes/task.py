@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, TextIO
 from .. import __version__
 from ..agent import AgentEnv
 from ..emit import RunRecord, emit
+from ..errors import ExchangeError
 from ..providers import Context, Outcome, load
 from ..state import TASK_VARIABLE, PostState, new_state_path, save
 from ..vso import AgentOutput
 from .boundary import FAILED, OK, run_in_agent
 
 if TYPE_CHECKING:
+    from ..audit import AuditTrail
     from ..http import Deadline
+    from ..oidc import Claims
 
 __all__ = ["FAILED", "OK", "main", "run"]
 
@@ -54,36 +57,71 @@ def task_deadline(agent: AgentEnv) -> Deadline:
 
 
 def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> None:
+    """The run, then (success or failure) its summary and audit record."""
+    from ..audit import AuditTrail
+    from ..http import observed
+
+    record = record if record is not None else RunRecord()
+    record.version = __version__
+    trail = AuditTrail(record, agent, __version__)
+    try:
+        with observed(trail):
+            _run(agent, out, record, trail)
+    except BaseException as exc:
+        if isinstance(exc, ExchangeError):
+            from ..catalogue import annotate
+
+            annotate(exc)
+        record.fail(exc)
+        raise
+    finally:
+        _publish(agent, out, record)
+
+
+def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail) -> None:
+    from .. import preflight
     from ..http import Http
     from ..oidc import TokenSource
 
     deadline = task_deadline(agent)
-    record = record if record is not None else RunRecord()
-    record.version = __version__
     with record.phase("configure"):
         provider_name = agent.input("provider", required=True)
         record.provider = provider_name.strip().lower()
         provider = load(provider_name)
         out.info(f"OidcCredentials {__version__}: provider {provider_name}")
+        expect = preflight.read(agent)
         connection_id = agent.connection_id(provider.CONNECTION_INPUT)
         record.connection_id = connection_id
         endpoint = agent.endpoint(connection_id, input_name=provider.CONNECTION_INPUT)
+        preflight.check_connection(expect, agent, endpoint, record.provider)
         config = provider.configure(agent, endpoint)
         publish = agent.bool_input("publishOutputVariables")
+        session_name = getattr(config, "session_name", "")
+        if isinstance(session_name, str) and session_name:
+            record.correlation["aws_session_name"] = session_name
 
     def log_claims(claims: object) -> None:
         from ..oidc import Claims
 
         if isinstance(claims, Claims):
             record.note_claims(claims)
+            trail.on_claims(claims)
             if tokens.calls == 1:
                 out.info(f"OIDC token for service connection {connection_id}:")
                 out.lines(claims.describe(time.time()))
+                _warn_issuer_retirement(agent, out, record, config, claims)
+                if expect:
+                    preflight.check_claims(expect, claims, provider.TITLE)
+                    out.info("Pre-flight: the token matches every expect* input.")
+
+    def on_token(token: str) -> None:
+        out.set_secret(token)
+        trail.on_token(token)
 
     with record.phase("exchange"):
-        http = Http(agent.raw, log=out.info, user_agent=f"OidcCredentials/{__version__}", deadline=deadline)
+        http = Http(agent.raw, log=out.info, user_agent=trail.user_agent, deadline=deadline)
         try:
-            tokens = TokenSource.from_agent(agent, connection_id, http, on_token=out.set_secret, on_claims=log_claims)
+            tokens = TokenSource.from_agent(agent, connection_id, http, on_token=on_token, on_claims=log_claims)
             ctx = Context(agent=agent, http=http, log=out.info, warn=out.warning)
             outcome = provider.exchange(config, tokens, ctx)
         finally:
@@ -102,6 +140,62 @@ def run(agent: AgentEnv, out: AgentOutput, record: RunRecord | None = None) -> N
             + (f" (expires {outcome.expires})" if outcome.expires else "")
         )
     out.lines(outcome.notes)
+
+
+#: when Microsoft retires the Azure DevOps issuer for Azure (public cloud) workload identity federation
+ISSUER_RETIREMENT = "2027-07-01"
+
+
+def _warn_issuer_retirement(
+    agent: AgentEnv, out: AgentOutput, record: RunRecord, config: object, claims: Claims
+) -> None:
+    """An Azure connection on the Azure DevOps issuer stops working on the retirement date: say so, with the fix."""
+    import shlex
+
+    if record.provider not in ("azure", "keyvault") or claims.issuer_kind != "Azure DevOps issuer, vstoken":
+        return
+    connection = getattr(config, "connection", None)
+    cloud = getattr(getattr(connection, "cloud", None), "name", "AzureCloud")
+    if cloud != "AzureCloud":  # sovereign clouds keep the Azure DevOps issuer
+        return
+    parts = claims.sub.split("/")  # sc://<organisation>/<project>/<connection>
+    project = agent.variable("System.TeamProject") or (parts[3] if len(parts) > 4 else "<project>")
+    name = parts[4] if len(parts) > 4 else "<connection>"
+    org = agent.variable("System.CollectionUri") or "<organisation URL>"
+    app = getattr(connection, "client_id", "") or "<app id>"
+    where = f"--org {shlex.quote(org)} --project {shlex.quote(project)}"
+    text = (
+        f"This Azure connection still uses the Azure DevOps issuer ({claims.iss}), which Microsoft retires for Azure "
+        f"public-cloud connections on {ISSUER_RETIREMENT}; from then on Entra ID refuses its tokens. Before then, add "
+        f"the Entra-issuer federated credential next to the current one (oidc-credentials trust azure {where} "
+        f"--connection {shlex.quote(name)} --dual-issuer --format az --app-id {app}), then convert the connection "
+        f"(Project settings > Service connections > the connection > Convert); oidc-credentials doctor {where} "
+        "checks every connection of the project."
+    )
+    record.notices.append(text)
+    out.warning(text)
+
+
+def _publish(agent: AgentEnv, out: AgentOutput, record: RunRecord) -> None:
+    """Write the run summary (uploaded to the Extensions tab) and the audit record; never fails the run."""
+    from .. import audit, summary
+
+    temp = agent.variable("Agent.TempDirectory")
+    if not temp:
+        out.debug("Agent.TempDirectory is not set: no run summary or audit record.")
+        return
+    try:
+        out.upload_summary(summary.write(record, temp, out.redact))
+    except Exception as exc:  # the summary must never hide the run's own result
+        out.warning(f"Could not write the run summary: {type(exc).__name__}: {exc}")
+    try:
+        path = audit.write(audit.document(record, out.redact), temp, record.provider)
+        out.info(f"Audit record: {path}")
+        if agent.bool_input("publishAuditRecord"):
+            name = agent.input("auditArtifactName") or f"oidc-credentials-audit-{record.run_uid[:12]}"
+            out.upload_artifact(path, name)
+    except Exception as exc:
+        out.warning(f"Could not write the audit record: {type(exc).__name__}: {exc}")
 
 
 def main(

@@ -16,17 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import destination
 from ..agent import GUID, Endpoint
+from ..catalogue import lookup, retryable
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..http import Http
 from ..oidc import Claims, TokenSource
+from ..refusal import render_trust
 from ..text import iso_utc, one_line
 from . import Context
 
 SERVICE = "Microsoft Entra ID"
+#: attempts for a refusal the catalogue calls transient (AADSTS50166, AADSTS90061, ...), and the first backoff
+ENTRA_ATTEMPTS = 3
+ENTRA_BACKOFF = 0.5
 WIF_SCHEME = "WorkloadIdentityFederation"
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
@@ -186,7 +192,14 @@ def _must_contain(conn: AzureConnection, claims: Claims | None) -> str:
         f"  Issuer               {iss}\n  Subject identifier   {sub}\n  Audience             {aud}\n"
         "Entra ID > App registrations (or the managed identity) > Certificates & secrets > Federated credentials. "
         "The subject holds the organisation, project and connection names: renaming any of them changes it."
+        + _rendered_credential(conn, claims)
     )
+
+
+def _rendered_credential(conn: AzureConnection, claims: Claims | None) -> str:
+    """The ``oidc-credentials trust azure`` command's own rendering for these claims ("" when it cannot render)."""
+    rendered = render_trust("azure", claims, app_id=conn.client_id) if claims else ""
+    return "\nOr create it with:\n" + rendered if rendered else ""
 
 
 def _subject_note(conn: AzureConnection, claims: Claims | None) -> str:
@@ -253,6 +266,9 @@ def explain_entra(
     fix = fixes.get(code)
     if fix is None:
         fix = trust if code in (700027, 50027) else ""
+        entry = lookup(SERVICE, f"AADSTS{code}") if code else None
+        if entry is not None:  # the catalogue's meaning and fix for the codes explained nowhere else
+            fix = f"{entry.meaning} Fix: {entry.fix}" + ("\n" + fix if fix else "")
     return ExchangeError(
         head + ("\n" + fix if fix else ""), service=SERVICE, status=status, code=f"AADSTS{code}" if code else ""
     )
@@ -342,6 +358,7 @@ def request_tokens(
     clock: Callable[[], float] = time.time,
     verbose: bool = False,
     scope_from: str = "the request",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[AccessToken]:
     """One Entra access token per scope, each bought with a fresh Azure DevOps OIDC token: the wire client.
 
@@ -368,32 +385,71 @@ def request_tokens(
     proxies = http.proxies_for(conn.authority)
     if proxies is not None:
         kwargs["proxies"] = proxies
+    kwargs.update(_observer_hooks())
     credential = ClientAssertionCredential(conn.tenant_id, conn.client_id, assertions, **kwargs)
     issued: list[AccessToken] = []
     try:
         for scope in scopes:
-            try:
-                result = http.bounded(partial(credential.get_token, scope), service=SERVICE, url=conn.authority)
-            except ClientAuthenticationError as exc:
-                if assertions.error is not None:
-                    raise assertions.error from exc
-                raise _from_response(exc, conn, tokens, clock(), scope, scope_from) from exc
-            except AzureError as exc:
-                if assertions.error is not None:
-                    raise assertions.error from exc
-                raise ExchangeError(
-                    f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
-                    "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
-                    "certificate.",
-                    service=SERVICE,
-                ) from exc
-            except TaskError:
-                raise
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    result = http.bounded(partial(credential.get_token, scope), service=SERVICE, url=conn.authority)
+                    break
+                except ClientAuthenticationError as exc:
+                    if assertions.error is not None:
+                        raise assertions.error from exc
+                    error = _from_response(exc, conn, tokens, clock(), scope, scope_from)
+                    # Entra's transient refusals (it could not reach the token's issuer): the catalogue says retry
+                    if attempt >= ENTRA_ATTEMPTS or not retryable(SERVICE, error.code):
+                        raise error from exc
+                    delay = ENTRA_BACKOFF * 2 ** (attempt - 1)
+                    warn(
+                        f"{SERVICE} answered {error.code}, which passes; retrying with a fresh token in {delay:.1f} s."
+                    )
+                    sleep(delay)
+                except AzureError as exc:
+                    if assertions.error is not None:
+                        raise assertions.error from exc
+                    raise ExchangeError(
+                        f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
+                        "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
+                        "certificate.",
+                        service=SERVICE,
+                    ) from exc
+                except TaskError:
+                    raise
             issued.append(AccessToken(scope, result.token, int(result.expires_on)))
     finally:
         credential.close()
         identity_logger.setLevel(previous_level)
     return issued
+
+
+def _observer_hooks() -> dict[str, Any]:
+    """azure-core hooks that show Entra requests to the Http observers (audit record, correlation headers)."""
+    from ..http import RequestEvent, notify, observer_headers
+
+    def on_request(request: Any) -> None:
+        request.http_request.headers.update(observer_headers(request.http_request.url, SERVICE))
+        request.context["oidc_credentials_sent"] = time.monotonic()
+
+    def on_response(response: Any) -> None:
+        url = urlsplit(response.http_request.url)
+        sent = response.context.get("oidc_credentials_sent") or time.monotonic()
+        status = int(getattr(response.http_response, "status_code", 0) or 0) or None
+        notify(
+            RequestEvent(
+                SERVICE,
+                response.http_request.method,
+                f"{url.scheme}://{url.netloc}{url.path}",
+                status,
+                time.monotonic() - sent,
+                1,
+            )
+        )
+
+    return {"raw_request_hook": on_request, "raw_response_hook": on_response}
 
 
 def _from_response(

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .. import destination
+from .. import catalogue, destination
 from ..agent import AgentEnv, Endpoint
+from ..catalogue import ENTRIES, lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
+from ..refusal import render_trust
 from . import Context, Outcome, Variable
 
 TITLE = "AWS"
@@ -35,8 +37,11 @@ POLICY_ARN = re.compile(
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-#: STS answers these with 400 but they pass: retry them like a 5xx
-RETRYABLE_CODES = ("IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded")
+#: STS answers these with 400 but they pass: retry them like a 5xx (the catalogue's retryable STS codes; an
+#: expired token is retried once with a fresh token instead)
+RETRYABLE_CODES = tuple(
+    e.code for e in ENTRIES if e.service == catalogue.AWS and e.retry and e.code != "ExpiredTokenException"
+)
 MAX_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
 
@@ -196,10 +201,14 @@ def _trust_statement(config: AwsConfig, claims: Claims | None) -> str:
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {f"{issuer}:sub": claims.sub, f"{issuer}:aud": claims.aud}},
     }
+    # the trust command's own template, from these claims (the plain statement when it cannot render)
+    rendered = render_trust(
+        "aws", claims, account_id=config.account, partition=config.partition, role_name=config.role_arn.split("/")[-1]
+    )
     return (
         f"This token carries {issuer}:sub = {claims.sub} and {issuer}:aud = {claims.aud}. The role's trust policy "
-        "needs a statement like:\n" + json.dumps(statement, indent=2) + "\nThe subject is case-sensitive and "
-        "holds names: renaming the organisation, project or connection changes it."
+        "needs a statement like:\n" + (rendered or json.dumps(statement, indent=2)) + "\nThe subject is "
+        "case-sensitive and holds names: renaming the organisation, project or connection changes it."
     )
 
 
@@ -285,6 +294,11 @@ def explain(code: str, message: str, status: int, config: AwsConfig, claims: Cla
             "STS kept throttling the requests and retries ran out. Run the job again later or spread out parallel jobs."
         )
     fix = fixes.get(code)
+    entry = lookup(SERVICE, code)
+    if (
+        fix is None and entry is not None
+    ):  # codes explained only by the catalogue (InternalFailure, IDPRejectedClaim, ...)
+        fix = f"{entry.meaning} Fix: {entry.fix}"
     if not code:
         fix = f"The answer was not an STS document (HTTP {status}): check the connection's URL ({config.sts_url})."
     return ExchangeError(head + (".\n" + fix if fix else "."), service=SERVICE, status=status, code=code)

@@ -24,10 +24,12 @@ from urllib.parse import quote, urlsplit
 
 from .. import destination
 from ..agent import AgentEnv, Endpoint
+from ..catalogue import catalogue_fix
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
+from ..refusal import render_trust
 from ..text import iso_utc
 from . import Context, File, Outcome, Variable
 
@@ -411,10 +413,27 @@ def explain_sts(err: GoogleError, config: GcpConfig, claims: Claims | None) -> E
             f"The answer was not a Google STS error (HTTP {err.status}): check the connection's URL ({config.sts_url})."
         )
     else:
-        fix = ""
+        fix = catalogue_fix(STS_SERVICE, err.code)
+    if err.code == "invalid_grant" and claims is not None:
+        fix += _pool_provider_trust(config, claims)
     return ExchangeError(
         head.rstrip(".") + (".\n" + fix if fix else "."), service=STS_SERVICE, status=err.status, code=err.code
     )
+
+
+def _pool_provider_trust(config: GcpConfig, claims: Claims) -> str:
+    """The ``oidc-credentials trust gcp`` rendering of a provider that admits this token ("" when it cannot render)."""
+    number, pool, provider = config.pool
+    rendered = render_trust(
+        "gcp",
+        claims,
+        project_number=number,
+        service_account=config.service_account,
+        pool=pool,
+        provider=provider,
+        create_pool=False,
+    )
+    return "\nA pool provider and binding that admit this token:\n" + rendered if rendered else ""
 
 
 def explain_iam(err: GoogleError, config: GcpConfig, claims: Claims | None, action: str) -> ExchangeError:
@@ -451,6 +470,8 @@ def explain_iam(err: GoogleError, config: GcpConfig, claims: Claims | None, acti
         fix = "Check 'gcpScopes', 'gcpDelegates' and 'gcpIdTokenAudience'."
     elif err.status == 401:
         fix = "IAM Credentials did not accept the federated token from STS: check 'gcpIamCredentialsUrl' and the universe."
+    else:
+        fix = catalogue_fix(IAM_SERVICE, err.code)
     return ExchangeError(
         head.rstrip(".") + (".\n" + fix if fix else "."), service=IAM_SERVICE, status=err.status, code=err.code
     )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .. import destination, secret_vars
 from ..agent import AgentEnv, Endpoint
+from ..catalogue import lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
 from ..http import Response
@@ -206,7 +207,8 @@ def explain(resp: Response, config: KeyVaultConfig, action: str) -> ExchangeErro
             "select fewer secrets, or spread out pipelines that read this vault at the same moment."
         )
     else:
-        fix = ""
+        entry = lookup(SERVICE, inner) or lookup(SERVICE, code)  # the rest: the catalogue's meaning and fix
+        fix = f"{entry.meaning} Fix: {entry.fix}" if entry else ""
     return ExchangeError(head + ("\n" + fix if fix else ""), service=SERVICE, status=resp.status, code=inner or code)
 
 

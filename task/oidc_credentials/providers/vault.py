@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from .. import destination, secret_vars
 from ..agent import AgentEnv, Endpoint
+from ..catalogue import find
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
 from ..files import write_private
@@ -412,7 +413,8 @@ def explain_login(err: VaultError, config: VaultConfig, claims: Claims | None) -
             ),
         )
     else:
-        fix = ""
+        entry = find(SERVICE, "", text)  # the rest of Vault's wordings: the catalogue's code, meaning and fix
+        code, fix = (entry.code, f"{entry.meaning} Fix: {entry.fix}") if entry else ("", "")
     return ExchangeError(
         head.rstrip(".") + (".\n" + fix if fix else "."), service=SERVICE, status=err.status, code=code
     )
