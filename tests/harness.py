@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -289,3 +290,10 @@ def caller_arn(run: TaskRun, sts_url: str) -> str:
     )
     arn: str = session.client("sts", endpoint_url=sts_url).get_caller_identity()["Arn"]
     return arn
+
+
+def files_left(temp: Path) -> list[Path]:
+    """Files under ``temp`` apart from the run's summary and audit record, which every run leaves for the
+    agent to upload (they hold no secret: tests/test_run_records.py proves it)."""
+    records = re.compile(r"oidc-credentials-audit-[a-z0-9]+-[0-9a-f]{12}\.json|OidcCredentials [^/]*\.md")
+    return sorted(p for p in temp.rglob("*") if p.is_file() and not records.fullmatch(p.name))

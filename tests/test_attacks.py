@@ -19,7 +19,7 @@ from oidc_credentials.secret_vars import agent_key
 from werkzeug.wrappers import Request, Response
 
 from tests.conftest import Vaulted, make_job
-from tests.harness import AgentJob, TaskRun, unregistered_secret_lines
+from tests.harness import AgentJob, TaskRun, files_left, unregistered_secret_lines
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld, Entra, wire
 from tests.standins.keyvault import KeyVault
@@ -59,7 +59,7 @@ def assert_refused(run: TaskRun, attacker: Attacker, *fragments: str, temp: Path
     for fragment in fragments:
         assert fragment in run.errors[0], run.errors[0]
     if temp is not None:
-        assert [p for p in temp.rglob("*") if p.is_file()] == []
+        assert files_left(temp) == []
 
 
 # -- 1, 2: the job access token goes to the job's collection origin, exactly --------------------------------
@@ -279,7 +279,7 @@ def test_a_dribbled_oidc_answer_cannot_hold_the_task(
     assert run.failed and run.variables == {}
     assert "Azure DevOps" in run.errors[0] and "timeoutSeconds" in run.errors[0], run.errors
     assert elapsed < 30, elapsed  # 10 s deadline plus start-up, never the minutes a dribble would take
-    assert [p for p in (tmp_path / "agent-temp").rglob("*") if p.is_file()] == []
+    assert files_left(tmp_path / "agent-temp") == []
 
 
 def test_a_dribbled_key_vault_answer_fails_naming_key_vault_and_leaves_no_file(
@@ -304,7 +304,7 @@ def test_a_dribbled_key_vault_answer_fails_naming_key_vault_and_leaves_no_file(
     assert run.failed and run.variables == {}
     assert "Azure Key Vault" in run.errors[0] and "timeoutSeconds" in run.errors[0], run.errors
     assert elapsed < 30, elapsed
-    assert [p for p in Path(job.env["AGENT_TEMPDIRECTORY"]).rglob("*") if p.is_file()] == []
+    assert files_left(Path(job.env["AGENT_TEMPDIRECTORY"])) == []
 
 
 def test_a_dribbled_entra_answer_fails_naming_entra(ado: AzureDevOps, ca: LocalCA, job: AgentJob) -> None:
