@@ -318,3 +318,24 @@ def test_windows_command_line_reads_back_exactly_in_botocores_splitter() -> None
             helper_setup.command_line([bad], windows=True)
     with pytest.raises(helper_setup.ConfigError, match="line break"):
         helper_setup.command_line(["/tmp/a\nb"], windows=False)
+
+
+# -- the warm path is as light as Python itself --------------------------------------------------------
+def test_warm_path_imports_no_http_jwt_crypto_or_azure(aws_job: AwsHelperJob) -> None:
+    aws_job.start()
+    argv = shlex.split(aws_job.credential_process)
+    proc = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]],
+        env=aws_job.step_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Version"] == 1
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "oidc_credentials.refresh" in imported  # the measurement saw the helper's own imports
+    heavy = {m for m in imported if m.split(".")[0] in ("requests", "urllib3", "jwt", "cryptography", "azure", "msal")}
+    assert heavy == set()
+    assert len(aws_job.sts.exchanges) == 1 and len(aws_job.ado.issued) == 1  # it was the warm path

@@ -65,6 +65,8 @@ class Sts:
     clock_offset: float = 0.0
     #: access key id -> (session token, expiry, assumed-role ARN) of every set issued, for GetCallerIdentity
     issued: dict[str, tuple[str, float, str]] = field(default_factory=dict)
+    #: when each AssumeRoleWithWebIdentity request arrived (POSIX time)
+    exchange_times: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -106,6 +108,8 @@ class Sts:
             return self._caller(request)(environ, start_response)
         with self._lock:
             self.requests.append(form)
+            if form.get("Action") == "AssumeRoleWithWebIdentity":
+                self.exchange_times.append(time.time())
             fault = self.faults.pop(0) if self.faults else None
         if fault:
             code, status = fault
