@@ -21,6 +21,7 @@ import secrets
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,36 +34,21 @@ CEILING_HOURS = 24
 ENTRY = Path(__file__).resolve().parent.parent / "entry.py"
 
 
+@dataclass(frozen=True)
 class RefreshSetup:
     """The refresh inputs, read once by ``configure``; ``folder`` is "" when refresh is off."""
 
-    __slots__ = ("access_token", "enabled", "entry", "folder", "needed", "python", "why_off")
-
-    def __init__(
-        self,
-        *,
-        enabled: bool,
-        folder: str = "",
-        python: str = "",
-        entry: str = "",
-        access_token: str = "",
-        needed: int = 0,
-        why_off: str = "",
-    ) -> None:
-        self.enabled = enabled
-        #: the helper's own folder (created when the files are written)
-        self.folder = folder
-        self.python = python
-        self.entry = entry
-        #: the job access token, only when the user opted in to storing it
-        self.access_token = access_token
-        #: seconds later steps need the credentials for (input requiredLifetimeMinutes; 0: not said)
-        self.needed = needed
-        #: why refresh is off although it was asked for ("" when it is on or was turned off)
-        self.why_off = why_off
-
-    def __repr__(self) -> str:  # never the token
-        return f"RefreshSetup(enabled={self.enabled}, folder={self.folder!r}, needed={self.needed})"
+    enabled: bool
+    #: the helper's own folder (created when the files are written)
+    folder: str = ""
+    python: str = ""
+    entry: str = ""
+    #: the job access token, only when the user opted in to storing it
+    access_token: str = field(default="", repr=False)
+    #: seconds later steps need the credentials for (input requiredLifetimeMinutes; 0: not said)
+    needed: int = 0
+    #: why refresh is off although it was asked for ("" when it is on or was turned off)
+    why_off: str = ""
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
