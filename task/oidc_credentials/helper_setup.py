@@ -114,6 +114,36 @@ def command_line(argv: list[str], *, windows: bool) -> str:
     return " ".join(f'"{arg}"' for arg in argv)
 
 
+def executable_command(argv: list[str], *, windows: bool) -> str:
+    """A command line for google-auth's executable source, which older releases (and gcloud's bundled copy)
+    split on white space and newer ones with ``shlex.split``: no argument may hold white space, a quote or
+    a backslash, so Windows paths are written with ``/`` (which Windows accepts)."""
+    parts = [arg.replace("\\", "/") if windows else arg for arg in argv]
+    for arg in parts:
+        if not arg or any(c.isspace() or c in "'\"\\" for c in arg):
+            raise ConfigError(
+                f"Cannot build the Google Cloud helper command: the path {arg!r} holds white space, a quote or a "
+                "backslash, which google-auth cannot pass on. Move the agent's work and temp folders (or the Python "
+                "interpreter) to a path without them, or turn refresh off."
+            )
+    return " ".join(parts)
+
+
+def executable_source(setup: RefreshSetup, *, timeout_millis: int = 60000) -> dict[str, Any]:
+    """An ``external_account`` credential source that runs the ``gcp`` helper (AIP-4117). Needs
+    ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the consumer's environment."""
+    from .refresh import GCP_OUTPUT
+
+    argv = [setup.python, setup.entry, "helper", "gcp", setup.path(HELPER_CONFIG)]
+    return {
+        "executable": {
+            "command": executable_command(argv, windows=os.name == "nt"),
+            "timeout_millis": timeout_millis,
+            "output_file": setup.path(GCP_OUTPUT),
+        }
+    }
+
+
 def helper_command(setup: RefreshSetup, provider: str) -> str:
     """The command an SDK runs: this Python, the task's entry.py, ``helper <provider> <its config file>``."""
     argv = [setup.python, setup.entry, "helper", provider, setup.path(HELPER_CONFIG)]

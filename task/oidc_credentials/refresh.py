@@ -38,6 +38,7 @@ HELPER_CONFIG = "helper.json"
 CACHE = "cache.json"
 LOCK = "cache.lock"
 TOKEN_FILE = "access-token"  # noqa: S105 - a file name
+GCP_OUTPUT = "gcp-output.json"
 ACCESS_TOKEN_ENV = "SYSTEM_ACCESSTOKEN"  # noqa: S105 - a variable name
 ENV_MAPPING = "SYSTEM_ACCESSTOKEN: $(System.AccessToken)"
 #: botocore's advisory refresh window (15 min) plus a minute for the call that uses the credentials
@@ -168,12 +169,17 @@ def read(path: str) -> Entry | None:
 
 def write(path: str, entry: Entry) -> None:
     """Replace the cache by rename: 0600, never through a symbolic link, never half-written."""
+    write_text(path, entry.to_json())
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace ``path`` by rename with a private file (0600) holding ``text``."""
     temp = f"{path}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(temp, flags, 0o600)
         try:
-            data = entry.to_json().encode("utf-8")
+            data = text.encode("utf-8")
             while data:
                 data = data[os.write(fd, data) :]
         finally:

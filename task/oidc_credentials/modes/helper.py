@@ -7,6 +7,12 @@ code 1.
 - ``aws``: botocore's ``credential_process`` (``{"Version": 1, "AccessKeyId": ..., "SecretAccessKey":
   ..., "SessionToken": ..., "Expiration": ...}``). Its error is a non-zero exit with the reason on stderr,
   which botocore raises as ``CredentialRetrievalError``; it reads no JSON on failure, so none is printed.
+- ``gcp``: google-auth's executable source (``{"version": 1, "success": true, "token_type":
+  "urn:ietf:params:oauth:token-type:jwt", "id_token": ..., "expiration_time": ...}``): the Azure DevOps
+  OIDC token, which google-auth and gcloud exchange themselves. Its error is ``{"version": 1, "success":
+  false, "code": ..., "message": ...}`` and a non-zero exit. With ``output_file`` set, google-auth passes
+  ``GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE`` and the helper writes the answer there too (only to that file of
+  its own folder), so other processes reuse it without starting the helper.
 
 The answer comes from the helper's cache (:mod:`oidc_credentials.refresh`) while it is fresh: that warm path
 imports only the standard library. Near expiry one helper (under a file lock) asks Azure DevOps for a fresh
@@ -21,7 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .. import refresh
 from ..errors import TaskError
@@ -29,7 +35,11 @@ from ..vso import neutralise
 
 if TYPE_CHECKING:
     from ..errors import ExchangeError
+    from ..http import Http
+    from ..oidc import TokenSource
     from ..providers.aws import AwsCredentials
+
+T = TypeVar("T")
 
 OK = 0
 FAILED = 1
@@ -114,14 +124,16 @@ def _warn(message: str) -> None:
     sys.stderr.write(_line(f"oidc-credentials helper: {message}") + "\n")
 
 
-def _refresh_aws(config: dict[str, Any], folder: str) -> refresh.Entry:
-    """A fresh OIDC token, AssumeRoleWithWebIdentity again: the cold path (imports requests and pyjwt)."""
+def exchange_with_fresh_token(config: dict[str, Any], folder: str, use: Callable[[TokenSource, Http], T]) -> T:
+    """Run ``use`` with a source of fresh OIDC tokens (the cold path: imports requests and pyjwt).
+
+    A job access token Azure DevOps no longer accepts becomes the one line about the 24-hour ceiling.
+    """
     from .. import __version__
     from ..agent import AgentEnv
     from ..errors import ExchangeError
     from ..http import Http
     from ..oidc import TokenSource, request_url
-    from ..providers import aws
 
     token = access_token(folder, os.environ)
     agent = AgentEnv({str(k): str(v) for k, v in (config.get("agent") or {}).items()})
@@ -131,12 +143,22 @@ def _refresh_aws(config: dict[str, Any], folder: str) -> refresh.Entry:
         tokens = TokenSource(
             url=request_url(agent, connection), access_token=token, connection_id=connection, http=http
         )
-        creds = aws.assume_role(aws.from_settings(config["settings"]), tokens, http, warn=_warn)
+        return use(tokens, http)
     except ExchangeError as exc:
         raise (ceiling(exc) or exc) from exc
     finally:
         http.close()
-    return aws.cache_entry(creds, time.time())  # type: ignore[no-any-return]
+
+
+def _refresh_aws(config: dict[str, Any], folder: str) -> refresh.Entry:
+    """AssumeRoleWithWebIdentity again with a fresh OIDC token."""
+    from ..providers import aws
+
+    def assume(tokens: TokenSource, http: Http) -> refresh.Entry:
+        creds = aws.assume_role(aws.from_settings(config["settings"]), tokens, http, warn=_warn)
+        return aws.cache_entry(creds, time.time())  # type: ignore[no-any-return]
+
+    return exchange_with_fresh_token(config, folder, assume)
 
 
 def _aws(argv: list[str]) -> str:
@@ -155,9 +177,69 @@ def _aws(argv: list[str]) -> str:
     return json.dumps({"Version": 1, **entry.answer})
 
 
+# -- gcp: google-auth's executable-sourced credentials (AIP-4117) ---------------------------------------
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+#: google-auth tells the executable where it may cache its answer; only this file of the folder is written
+OUTPUT_FILE_ENV = "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"
+
+
+def gcp_entry(token: str, expires: float, issued: float, now: float) -> refresh.Entry:
+    """The executable response for an Azure DevOps OIDC token, as a cache entry.
+
+    ``expiration_time`` is the token's expiry less the refresh margin, so neither google-auth (which reuses
+    a response until that time) nor this cache hands out a token in its last seconds.
+    """
+    cut = refresh.margin(expires - issued)
+    answer = {
+        "version": 1,
+        "success": True,
+        "token_type": JWT_TYPE,
+        "id_token": token,
+        "expiration_time": int(expires - cut),
+    }
+    return refresh.entry_from_expiry(answer, expires, now, server_time=issued)
+
+
+def _refresh_gcp(config: dict[str, Any], folder: str) -> refresh.Entry:
+    """A fresh Azure DevOps OIDC token: google-auth itself exchanges it (STS, impersonation)."""
+
+    def fetch(tokens: TokenSource, _http: Http) -> refresh.Entry:
+        subject = tokens()
+        claims = tokens.last_claims
+        if claims is None or not claims.exp:
+            raise TaskError("Azure DevOps returned an OIDC token without an expiry")
+        return gcp_entry(subject, float(claims.exp), float(claims.iat or 0), time.time())
+
+    return exchange_with_fresh_token(config, folder, fetch)
+
+
+def _gcp(argv: list[str]) -> str:
+    if not argv:
+        raise NotConfigured("the Google Cloud credential helper is not configured for this job")
+    path = os.path.abspath(argv[0])
+    config = load_config(path, "gcp")
+    folder = os.path.dirname(path)
+    entry, _ = refresh.get(
+        os.path.join(folder, refresh.CACHE),
+        os.path.join(folder, refresh.LOCK),
+        lambda: _refresh_gcp(config, folder),
+    )
+    text = json.dumps(entry.answer)
+    output = os.environ.get(OUTPUT_FILE_ENV, "")
+    if output and os.path.abspath(output) == os.path.join(folder, refresh.GCP_OUTPUT):
+        refresh.write_text(os.path.join(folder, refresh.GCP_OUTPUT), text)
+    return text
+
+
+def _gcp_error(exc: TaskError) -> str:
+    """google-auth's unsuccessful response: it reads stdout (stderr merged) when the exit code is not 0."""
+    return json.dumps({"version": 1, "success": False, "code": exc.kind, "message": _line(exc.message)})
+
+
 #: format -> (how to answer, its protocol)
 HELPERS: dict[str, tuple[Callable[[list[str]], str], Format]] = {
     "aws": (_aws, Format("aws", error=lambda exc: None)),
+    "gcp": (_gcp, Format("gcp", error=_gcp_error)),
 }
 
 
