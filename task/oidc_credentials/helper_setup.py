@@ -159,6 +159,7 @@ AGENT_VARIABLES = (
     "SYSTEM_HOSTTYPE",
     "SYSTEM_PLANID",
     "SYSTEM_JOBID",
+    "ENDPOINT_URL_SYSTEMVSSCONNECTION",  # the origin the job access token may go to
 )
 
 
