@@ -156,7 +156,7 @@ def _refresh_aws(config: dict[str, Any], folder: str) -> refresh.Entry:
 
     def assume(tokens: TokenSource, http: Http) -> refresh.Entry:
         creds = aws.assume_role(aws.from_settings(config["settings"]), tokens, http, warn=_warn)
-        return aws.cache_entry(creds, time.time())  # type: ignore[no-any-return]
+        return aws.cache_entry(creds, time.time())
 
     return exchange_with_fresh_token(config, folder, assume)
 

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .. import catalogue, destination
@@ -20,11 +20,14 @@ from ..agent import AgentEnv, Endpoint
 from ..catalogue import ENTRIES, lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
-from ..helper_setup import RefreshSetup
+from ..helper_setup import RefreshSetup, read_setup
 from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
 from ..refusal import render_trust
 from . import Context, File, Outcome, Variable
+
+if TYPE_CHECKING:
+    from ..refresh import Entry
 
 TITLE = "AWS"
 CONNECTION_INPUT = "awsConnection"
@@ -160,8 +163,6 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
         raise ConfigError(
             f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}': {exc.reason}."
         ) from exc
-    from ..helper_setup import read_setup
-
     config = AwsConfig(
         sts_url, role, region, session_name, duration, policy, arns, allowed, region_from, read_setup(agent)
     )
@@ -481,8 +482,8 @@ def process_answer(creds: AwsCredentials) -> dict[str, Any]:
     return answer
 
 
-def cache_entry(creds: AwsCredentials, now: float) -> Any:
-    """The helper's cache entry for credentials just issued (a refresh.Entry)."""
+def cache_entry(creds: AwsCredentials, now: float) -> Entry:
+    """The helper's cache entry for credentials just issued."""
     from .. import refresh
     from ..text import parse_iso_utc
 
