@@ -44,6 +44,8 @@ T = TypeVar("T")
 OK = 0
 FAILED = 1
 CONFIG_FORMAT = 1
+#: seconds a refresh may take in all (google-auth stops an executable after its timeout_millis, 60 s)
+DEADLINE = 50.0
 ADO_SERVICE = "Azure DevOps"
 
 
@@ -132,13 +134,13 @@ def exchange_with_fresh_token(config: dict[str, Any], folder: str, use: Callable
     from .. import __version__
     from ..agent import AgentEnv
     from ..errors import ExchangeError
-    from ..http import Http
+    from ..http import Deadline, Http
     from ..oidc import TokenSource, request_url
 
     token = access_token(folder, os.environ)
     agent = AgentEnv({str(k): str(v) for k, v in (config.get("agent") or {}).items()})
     connection = str(config["connection_id"])
-    http = Http(os.environ, user_agent=f"OidcCredentials/{__version__} helper")
+    http = Http(os.environ, user_agent=f"OidcCredentials/{__version__} helper", deadline=Deadline.after(DEADLINE))
     try:
         tokens = TokenSource(
             url=request_url(agent, connection), access_token=token, connection_id=connection, http=http
