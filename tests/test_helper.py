@@ -221,7 +221,7 @@ def test_connection_no_longer_authorised(aws_job: AwsHelperJob) -> None:
     expire_cache(aws_job)
     for conn in aws_job.ado.connections.values():
         conn.referenced = False
-    one_line_failure(aws_job, aws_job.helper(), "not referenced from this stage", "authorised")
+    one_line_failure(aws_job, aws_job.helper(), "not referenced from this stage", "authorise this pipeline")
 
 
 def test_role_trust_removed_is_sts_access_denied(aws_job: AwsHelperJob) -> None:
