@@ -433,11 +433,12 @@ PROVIDER_SECRETS = {
     "aws": set(),  # refresh (the default): the profile, not static keys, which would shadow it
     "azure": {"AZURE_ACCESS_TOKEN"},
     "keyvault": set(),
-    "gcp": {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN", "GOOGLE_ID_TOKEN"},
+    "gcp": {"GOOGLE_ID_TOKEN"},  # refresh (the default): the credentials file, not the access token variables
     "vault": {"VAULT_TOKEN", "DB_PASSWORD"},
 }
 CONNECTION_INPUT = {"aws": "awsConnection", "gcp": "gcpConnection", "vault": "vaultConnection"}
 AWS_STATIC = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+GCP_STATIC = {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN"}
 ACCESS_TOKEN_MAPPING = {"SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"}
 
 
@@ -462,17 +463,18 @@ def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
         assert env[key] == value
     for key, value in params.get("secretEnv", {}).items():
         assert env[key] == f"$({value})"
-    if name in ("aws", "azure"):  # what a refreshing helper or a token-minting tool needs
+    if name in ("aws", "azure", "gcp"):  # what a refreshing helper or a token-minting tool needs
         assert env.items() >= ACCESS_TOKEN_MAPPING.items()
-    if name == "aws":
-        assert AWS_STATIC.isdisjoint(env)
+    if name in ("aws", "gcp"):  # nothing that would shadow the refreshing profile or credentials file
+        assert (AWS_STATIC | GCP_STATIC).isdisjoint(env)
 
 
-def test_aws_template_without_refresh_maps_the_static_keys() -> None:
-    steps = instantiate(TEMPLATES / "aws.yml", dict(FULL["aws"], refresh=False))
+@pytest.mark.parametrize(("name", "static"), [("aws", AWS_STATIC), ("gcp", GCP_STATIC)])
+def test_template_without_refresh_maps_the_static_values(name: str, static: set[str]) -> None:
+    steps = instantiate(TEMPLATES / f"{name}.yml", dict(FULL[name], refresh=False))
     assert str(steps[0]["inputs"]["refreshCredentials"]).lower() == "false"
     env = steps[1]["env"]
-    assert {k for k, v in env.items() if v == f"$({k})"} >= AWS_STATIC and "SYSTEM_ACCESSTOKEN" not in env
+    assert {k for k, v in env.items() if v == f"$({k})"} >= static and "SYSTEM_ACCESSTOKEN" not in env
 
 
 @pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
@@ -653,7 +655,8 @@ CHECK_GCP = """
 import os, requests, google.auth, google.auth.transport.requests
 creds, project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
 creds.refresh(google.auth.transport.requests.Request())
-for token in (creds.token, os.environ["GOOGLE_OAUTH_ACCESS_TOKEN"]):
+assert "GOOGLE_OAUTH_ACCESS_TOKEN" not in os.environ  # refresh: the file, and nothing that would shadow it
+for token in (creds.token,):
     r = requests.get(os.environ["BUCKET"], headers={"Authorization": "Bearer " + token}, timeout=10)
     r.raise_for_status()
     print(r.json()["caller"], project)
@@ -688,9 +691,10 @@ def test_gcp_template_runs_task_then_script(ado: AzureDevOps, ca: LocalCA, job: 
         )
         run = job.run()
         assert not run.failed, run.text
+        run.variables["System.AccessToken"] = ado.access_token  # what $(System.AccessToken) expands to
         done = run_script(steps[1], run, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == [f"serviceAccount:{SA}", "payments-prod"] * 2
+        assert done.stdout.split() == [f"serviceAccount:{SA}", "payments-prod"]
 
 
 CHECK_VAULT = """
