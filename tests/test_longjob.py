@@ -2,8 +2,10 @@
 for a minute (``OIDC_CREDENTIALS_LONGJOB_SECONDS``), across several expiries, through the SDKs' own refresh.
 
 AWS: one long-lived boto3 client through the profile, and at the same time rounds of ten helper processes
-started at once (a ``make -j``), all sharing one cache; the STS stand-in counts the exchanges. Azure:
-azure-identity's ``AzurePipelinesCredential`` from the variables the task set; Entra counts the exchanges.
+started at once (a ``make -j``), all sharing one cache; the STS stand-in counts the exchanges. Google Cloud:
+one long-lived google-auth credential from the credentials file, whose executable source runs the helper;
+Azure DevOps counts the OIDC tokens it hands out. Azure: azure-identity's ``AzurePipelinesCredential`` from
+the variables the task set; Entra counts the exchanges.
 """
 
 from __future__ import annotations
@@ -77,6 +79,30 @@ while time.time() < end:
             errors.append("ARM " + str(resp.status_code) + " " + resp.text[:200])
         if token not in tokens:
             tokens.append(token)
+    except Exception as exc:
+        errors.append(type(exc).__name__ + ": " + str(exc)[:300])
+    calls += 1
+    time.sleep(0.5)
+print(json.dumps({"calls": calls, "tokens": len(tokens), "errors": errors}))
+"""
+
+
+GCP_CLIENT = """
+import json, os, sys, time
+import google.auth, google.auth.transport.requests, requests
+url, seconds = sys.argv[1], float(sys.argv[2])
+creds, _project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+request = google.auth.transport.requests.Request()
+calls, tokens, errors = 0, set(), []
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        if not creds.valid:
+            creds.refresh(request)
+        tokens.add(creds.token)
+        r = requests.get(url, headers={"Authorization": "Bearer " + creds.token}, timeout=30)
+        if r.status_code != 200:
+            errors.append("storage " + str(r.status_code) + " " + r.text[:200])
     except Exception as exc:
         errors.append(type(exc).__name__ + ": " + str(exc)[:300])
     calls += 1
@@ -188,3 +214,42 @@ def test_azure_long_job_azure_pipelines_credential(
     exchanges = len(world.entra.issued) - before
     assert report["tokens"] == exchanges >= SECONDS // CREDENTIAL_LIFE, report
     assert exchanges <= math.ceil(elapsed / CREDENTIAL_LIFE) + 1, (exchanges, elapsed)
+
+
+def test_gcp_long_job_google_auth_through_the_credentials_file(
+    ado: AzureDevOps, ca: LocalCA, job: AgentJob, tmp_path: Path
+) -> None:
+    from tests.test_gcp import make_world
+
+    ado.lifetime = TOKEN_LIFE
+    for world in make_world(ado, ca):
+        world.google.token_lifetime = CREDENTIAL_LIFE
+        run = world.job(job).run()
+        assert not run.failed, run.text
+        assert run.variables["GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"] == "1"
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "REQUESTS_CA_BUNDLE": ca.bundle,
+            "SYSTEM_ACCESSTOKEN": ado.access_token,  # env: mapping
+            **{k: v for k, v in run.variables.items() if k not in run.secret_names},
+        }
+        before, began = len(ado.issued), time.time()
+        proc = subprocess.run(
+            [sys.executable, "-c", GCP_CLIENT, world.url + "/storage/v1/b/artifacts/o", str(SECONDS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SECONDS + 120,
+            check=False,
+            cwd=tmp_path,
+        )
+        elapsed = time.time() - began
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["errors"] == [], report
+        assert report["calls"] >= SECONDS / 4 and report["tokens"] >= SECONDS // CREDENTIAL_LIFE, report
+        # the helper asked Azure DevOps for a fresh OIDC token once per token lifetime, not per google-auth refresh
+        fresh = len(ado.issued) - before
+        used = TOKEN_LIFE - refresh.margin(TOKEN_LIFE)
+        assert SECONDS // TOKEN_LIFE - 1 <= fresh <= math.ceil(elapsed / used) + 1, (fresh, elapsed)

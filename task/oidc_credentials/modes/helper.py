@@ -188,18 +188,22 @@ OUTPUT_FILE_ENV = "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"
 def gcp_entry(token: str, expires: float, issued: float, now: float) -> refresh.Entry:
     """The executable response for an Azure DevOps OIDC token, as a cache entry.
 
-    ``expiration_time`` is the token's expiry less the refresh margin, so neither google-auth (which reuses
-    a response until that time) nor this cache hands out a token in its last seconds.
+    Its ``expiration_time`` (on this machine's clock, which google-auth compares it with) is the token's
+    expiry less the refresh margin, and the cache hands the response out only while that time is still a
+    margin away: neither google-auth, which reuses a response until then, nor the cache ever passes on a
+    token in its last seconds.
     """
     cut = refresh.margin(expires - issued)
-    answer = {
+    entry = refresh.entry_from_expiry({}, expires - cut, now, server_time=issued)
+    entry.expires_at = float(int(entry.expires_at))
+    entry.answer = {
         "version": 1,
         "success": True,
         "token_type": JWT_TYPE,
         "id_token": token,
-        "expiration_time": int(expires - cut),
+        "expiration_time": int(entry.expires_at),
     }
-    return refresh.entry_from_expiry(answer, expires, now, server_time=issued)
+    return entry
 
 
 def _refresh_gcp(config: dict[str, Any], folder: str) -> refresh.Entry:
