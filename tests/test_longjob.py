@@ -131,17 +131,12 @@ def issued_to(ado: AzureDevOps, connection: str) -> int:
     return sum(1 for t in ado.issued if jwt.decode(t, options={"verify_signature": False})["sub"].endswith(connection))
 
 
-def another_job(ado: AzureDevOps, ca: LocalCA, temp: Path) -> AgentJob:
-    temp.mkdir()
-    job = AgentJob(
-        collection_uri=ado.collection_uri,
-        oidc_request_uri=ado.oidc_request_uri,
-        access_token=ado.access_token,
-        project_id=ado.project_id,
-        temp=temp,
-    )
-    job.env["REQUESTS_CA_BUNDLE"] = ca.bundle
-    return job
+def another_job(ado: AzureDevOps, ca: LocalCA, folder: Path) -> AgentJob:
+    """One more job step of the same stand-in, with its own Agent.TempDirectory under ``folder``."""
+    from tests.conftest import make_job
+
+    folder.mkdir()
+    return make_job(ado, ca, folder)
 
 
 def later(run: TaskRun, **extra: str) -> dict[str, str]:

@@ -163,19 +163,24 @@ def _refresh_aws(config: dict[str, Any], folder: str) -> refresh.Entry:
     return exchange_with_fresh_token(config, folder, assume)
 
 
+def cached(
+    path: str, provider: str, fetch: Callable[[dict[str, Any], str], refresh.Entry]
+) -> tuple[refresh.Entry, str]:
+    """The answer from the cache of the helper folder ``path`` is in, refreshed by ``fetch`` when due."""
+    config = load_config(path, provider)
+    folder = os.path.dirname(path)
+    entry, _ = refresh.get(
+        os.path.join(folder, refresh.CACHE), os.path.join(folder, refresh.LOCK), lambda: fetch(config, folder)
+    )
+    return entry, folder
+
+
 def _aws(argv: list[str]) -> str:
     if not argv:
         raise NotConfigured(
             "the AWS credential helper is not configured for this job: no credentials were recorded for it"
         )
-    path = os.path.abspath(argv[0])
-    config = load_config(path, "aws")
-    folder = os.path.dirname(path)
-    entry, _ = refresh.get(
-        os.path.join(folder, refresh.CACHE),
-        os.path.join(folder, refresh.LOCK),
-        lambda: _refresh_aws(config, folder),
-    )
+    entry, _ = cached(os.path.abspath(argv[0]), "aws", _refresh_aws)
     return json.dumps({"Version": 1, **entry.answer})
 
 
@@ -222,14 +227,7 @@ def _refresh_gcp(config: dict[str, Any], folder: str) -> refresh.Entry:
 def _gcp(argv: list[str]) -> str:
     if not argv:
         raise NotConfigured("the Google Cloud credential helper is not configured for this job")
-    path = os.path.abspath(argv[0])
-    config = load_config(path, "gcp")
-    folder = os.path.dirname(path)
-    entry, _ = refresh.get(
-        os.path.join(folder, refresh.CACHE),
-        os.path.join(folder, refresh.LOCK),
-        lambda: _refresh_gcp(config, folder),
-    )
+    entry, folder = cached(os.path.abspath(argv[0]), "gcp", _refresh_gcp)
     text = json.dumps(entry.answer)
     output = os.environ.get(OUTPUT_FILE_ENV, "")
     if output and os.path.abspath(output) == os.path.join(folder, refresh.GCP_OUTPUT):
