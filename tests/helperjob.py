@@ -125,3 +125,16 @@ class AwsHelperJob:
 def tree(path: Path) -> list[str]:
     """Every entry under ``path``, relative, sorted (empty when nothing is left)."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+#: what the task leaves for the agent to upload (the run summary and the audit record): never a secret
+REPORT_PREFIX = "oidc-credentials-"
+
+
+def leftovers(temp: Path, secrets: list[str]) -> list[str]:
+    """What is left in Agent.TempDirectory besides the run summary and audit record, which hold no secret."""
+    reports = [p for p in temp.rglob("*") if p.relative_to(temp).parts[0].startswith(REPORT_PREFIX) and p.is_file()]
+    for report in reports:
+        text = report.read_text(errors="replace")
+        assert not [s for s in secrets if s and s in text], f"a secret in {report}"
+    return [p for p in tree(temp) if not p.startswith(REPORT_PREFIX)]

@@ -18,7 +18,7 @@ from botocore.compat import compat_shell_split
 from oidc_credentials import helper_setup, refresh
 
 from tests.harness import AgentJob
-from tests.helperjob import ROLE, ROLE_SESSION, AwsHelperJob, tree
+from tests.helperjob import ROLE, ROLE_SESSION, AwsHelperJob, leftovers, tree
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import LocalCA, Server
 from tests.standins.sts import Sts, keys_of
@@ -107,7 +107,7 @@ def test_refresh_off_writes_nothing_and_keeps_the_variables(aws_job: AwsHelperJo
     run = aws_job.start(refreshCredentials="false")
     assert "AWS_CONFIG_FILE" not in run.variables and "AWS_PROFILE" not in run.variables
     assert run.secret_names == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
-    assert tree(aws_job.temp) == [] and run.task_variables == {}
+    assert leftovers(aws_job.temp, aws_job.secrets()) == [] and run.task_variables == {}
 
 
 def test_lifetime_check_warns_before_expiry_when_refresh_is_off(aws_job: AwsHelperJob) -> None:
@@ -153,7 +153,7 @@ def test_post_job_leaves_nothing_in_the_temp_directory_and_nothing_was_written_t
     assert {p.name for p in aws_job.folder.iterdir()} >= {refresh.CACHE, refresh.LOCK, refresh.TOKEN_FILE}
     done = aws_job.post()
     assert done.returncode == 0 and not done.failed, done.stdout + done.stderr
-    assert tree(aws_job.temp) == []
+    assert leftovers(aws_job.temp, aws_job.secrets()) == []  # the run summary and audit record stay, for the agent
     assert tree(aws_job.workspace) == []
     # a helper run after the job says so in one line
     late = aws_job.helper(env)
@@ -167,7 +167,7 @@ def test_post_job_keeps_other_instances_files(aws_job: AwsHelperJob) -> None:
     other.mkdir()
     (other / "cache.json").write_text("{}")
     assert aws_job.post().returncode == 0
-    assert tree(aws_job.temp) == [
+    assert leftovers(aws_job.temp, aws_job.secrets()) == [
         "oidc-credentials",
         "oidc-credentials/helper-other",
         "oidc-credentials/helper-other/cache.json",

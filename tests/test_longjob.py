@@ -26,7 +26,7 @@ import pytest
 from oidc_credentials import refresh
 
 from tests.harness import AgentJob, TaskRun
-from tests.helperjob import ROLE, ROLE_SESSION, AwsHelperJob, tree
+from tests.helperjob import ROLE, ROLE_SESSION, AwsHelperJob, leftovers, tree
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
 from tests.standins.server import LocalCA, Server
@@ -252,4 +252,4 @@ def test_long_job_every_cloud_at_once(
     assert exchanges <= math.ceil(elapsed / CREDENTIAL_LIFE) + 1, (exchanges, elapsed)
     # and after the job nothing is left
     assert aws_job.post().returncode == 0
-    assert tree(aws_job.temp) == [] and tree(aws_job.workspace) == []
+    assert leftovers(aws_job.temp, aws_job.secrets()) == [] and tree(aws_job.workspace) == []
