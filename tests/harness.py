@@ -270,10 +270,10 @@ class AgentJob:
         self.env.update(values)
         return self
 
-    def run(self, *, timeout: float = 60, extra: dict[str, Any] | None = None) -> TaskRun:
+    def run(self, *, timeout: float = 60, extra: dict[str, Any] | None = None, cwd: Path | None = None) -> TaskRun:
         env = dict(self.env, **(extra or {}))
         proc = subprocess.run(
-            ["node", str(LAUNCHER)], env=env, capture_output=True, text=True, timeout=timeout, check=False
+            ["node", str(LAUNCHER)], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
         )
         return TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
 

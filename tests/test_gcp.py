@@ -93,8 +93,9 @@ def assert_clean(run: TaskRun) -> None:
         assert secret not in run.text
 
 
-def test_impersonation_end_to_end(gcp: GcpWorld, job: AgentJob, ca: LocalCA, tmp_path: Path) -> None:
-    run = gcp.job(job, gcpTokenLifetime="1800").run()
+@pytest.mark.parametrize("refresh", [True, False], ids=["refreshing", "file-source"])
+def test_impersonation_end_to_end(gcp: GcpWorld, job: AgentJob, ca: LocalCA, tmp_path: Path, refresh: bool) -> None:
+    run = gcp.job(job, gcpTokenLifetime="1800", refreshCredentials=str(refresh).lower()).run()
     assert not run.failed, run.text
     assert run.secret_names == {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN"}
     assert run.variables["GOOGLE_OAUTH_ACCESS_TOKEN"] == run.variables["CLOUDSDK_AUTH_ACCESS_TOKEN"]
@@ -103,13 +104,19 @@ def test_impersonation_end_to_end(gcp: GcpWorld, job: AgentJob, ca: LocalCA, tmp
     path = Path(run.variables["GOOGLE_APPLICATION_CREDENTIALS"])
     assert run.variables["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"] == str(path)
     temp = Path(job.env["AGENT_TEMPDIRECTORY"])
-    assert path.parent.parent == temp and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert (path.parents[2] if refresh else path.parent.parent) == temp and stat.S_IMODE(path.stat().st_mode) == 0o600
     doc = json.loads(path.read_text())
     assert doc["type"] == "external_account" and doc["audience"] == f"//iam.googleapis.com/{PROVIDER}"
     assert doc["service_account_impersonation"] == {"token_lifetime_seconds": 1800}
     assert doc["service_account_impersonation_url"].endswith(f"/serviceAccounts/{SA}:generateAccessToken")
-    token_file = Path(doc["credential_source"]["file"])
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and not token_file.read_text().endswith("\n")
+    if refresh:  # google-auth runs the task's helper for a fresh OIDC token (an executable source)
+        command = doc["credential_source"]["executable"]["command"].split()
+        assert command[2:4] == ["helper", "gcp"] and Path(command[4]).parent == path.parent
+        assert run.variables["GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"] == "1"
+    else:
+        token_file = Path(doc["credential_source"]["file"])
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and not token_file.read_text().endswith("\n")
+        assert "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES" not in run.variables
     assert f"{SA}" in run.text and "Impersonating" in run.text
     assert_clean(run)
     # what Google saw: the RFC 8693 form, then generateAccessToken with the federated token
@@ -161,6 +168,7 @@ def test_a_non_default_universe(ado: AzureDevOps, ca: LocalCA, job: AgentJob, tm
             "HOME": str(tmp_path),
             "REQUESTS_CA_BUNDLE": ca.bundle,
             "GOOGLE_APPLICATION_CREDENTIALS": run.variables["GOOGLE_APPLICATION_CREDENTIALS"],
+            "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES": run.variables["GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"],
             "GOOGLE_CLOUD_PROJECT": "payments-prod",
             "BUCKET": world.url + "/storage/v1/b/artifacts/o",
         }
@@ -332,6 +340,8 @@ def test_gcloud_uses_the_credentials_file(
         "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
         "REQUESTS_CA_BUNDLE": ca.bundle,
         "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE": run.variables["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"],
+        # a plain variable too: the credentials file's executable source runs the task's helper
+        "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES": run.variables["GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"],
     }
     done = subprocess.run(
         ["gcloud", "auth", "print-access-token"], env=env, capture_output=True, text=True, timeout=120, check=False

@@ -203,7 +203,7 @@ def test_aws_helper_answers_not_configured_through_the_launcher() -> None:
 def test_unknown_helper_is_a_usage_error_without_vso() -> None:
     proc = launch_helper("gcp-nope")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.splitlines() == ["oidc-credentials helper: error: expected a format (aws), got 'gcp-nope'"]
+    assert proc.stderr.splitlines() == ["oidc-credentials helper: error: expected a format (aws, gcp), got 'gcp-nope'"]
 
 
 def test_helper_failures_before_python_are_plain_lines() -> None:

@@ -430,13 +430,16 @@ FULL: dict[str, dict[str, Any]] = {
     },
 }
 PROVIDER_SECRETS = {
-    "aws": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
+    "aws": set(),  # refresh (the default): the profile, not static keys, which would shadow it
     "azure": {"AZURE_ACCESS_TOKEN"},
     "keyvault": set(),
-    "gcp": {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN", "GOOGLE_ID_TOKEN"},
+    "gcp": {"GOOGLE_ID_TOKEN"},  # refresh (the default): the credentials file, not the access token variables
     "vault": {"VAULT_TOKEN", "DB_PASSWORD"},
 }
 CONNECTION_INPUT = {"aws": "awsConnection", "gcp": "gcpConnection", "vault": "vaultConnection"}
+AWS_STATIC = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+GCP_STATIC = {"GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN"}
+ACCESS_TOKEN_MAPPING = {"SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"}
 
 
 @pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
@@ -460,6 +463,18 @@ def test_expansion_is_a_valid_pipeline(name: str, variant: str) -> None:
         assert env[key] == value
     for key, value in params.get("secretEnv", {}).items():
         assert env[key] == f"$({value})"
+    if name in ("aws", "azure", "gcp"):  # what a refreshing helper or a token-minting tool needs
+        assert env.items() >= ACCESS_TOKEN_MAPPING.items()
+    if name in ("aws", "gcp"):  # nothing that would shadow the refreshing profile or credentials file
+        assert (AWS_STATIC | GCP_STATIC).isdisjoint(env)
+
+
+@pytest.mark.parametrize(("name", "static"), [("aws", AWS_STATIC), ("gcp", GCP_STATIC)])
+def test_template_without_refresh_maps_the_static_values(name: str, static: set[str]) -> None:
+    steps = instantiate(TEMPLATES / f"{name}.yml", dict(FULL[name], refresh=False))
+    assert str(steps[0]["inputs"]["refreshCredentials"]).lower() == "false"
+    env = steps[1]["env"]
+    assert {k for k, v in env.items() if v == f"$({k})"} >= static and "SYSTEM_ACCESSTOKEN" not in env
 
 
 @pytest.mark.parametrize("name", ["aws", "azure", "keyvault", "gcp", "vault"])
@@ -566,13 +581,18 @@ def run_script(
 
 CHECK_AWS = """
 import os, sys, boto3
-assert "AWS_SECRET_ACCESS_KEY" in os.environ, "not mapped"
+profile = os.environ.get("EXPECT") == "profile"
+assert ("AWS_SECRET_ACCESS_KEY" in os.environ) != profile and ("AWS_PROFILE" in os.environ) == profile, "mapping"
+assert os.environ.get("SYSTEM_ACCESSTOKEN", "") != "$(System.AccessToken)"
 sts = boto3.client("sts", endpoint_url=os.environ["STS_URL"], region_name=os.environ["AWS_REGION"])
 print(sts.get_caller_identity()["Arn"])
 """
 
 
-def test_aws_template_runs_task_then_script(ado: AzureDevOps, job: AgentJob, moto_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("refresh", [True, False])
+def test_aws_template_runs_task_then_script(
+    ado: AzureDevOps, job: AgentJob, moto_url: str, tmp_path: Path, refresh: bool
+) -> None:
     checker = tmp_path / "check_aws.py"
     checker.write_text(CHECK_AWS)
     steps = instantiate(
@@ -581,9 +601,10 @@ def test_aws_template_runs_task_then_script(ado: AzureDevOps, job: AgentJob, mot
             "connection": "aws-prod",
             "region": "eu-west-1",
             "sessionDuration": "900",
+            "refresh": refresh,
             "script": f'"$TEST_PYTHON" {checker}',
             "shell": "bash",
-            "env": {"TEST_PYTHON": sys.executable, "STS_URL": moto_url},
+            "env": {"TEST_PYTHON": sys.executable, "STS_URL": moto_url, "EXPECT": "profile" if refresh else "static"},
         },
     )
     conn = ado.add_connection("aws-prod")
@@ -591,13 +612,14 @@ def test_aws_template_runs_task_then_script(ado: AzureDevOps, job: AgentJob, mot
     job.endpoint(conn.id, url=moto_url, scheme="None", params={"roleArn": ROLE})
     run = job.run()
     assert not run.failed, run.text
-    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    run.variables["System.AccessToken"] = ado.access_token  # what $(System.AccessToken) expands to
     done = run_script(steps[1], run, base, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "arn:aws:sts::123456789012:assumed-role/ado-deploy/ado-4242-1"
     # without the template's env: mapping the secret would not be there (the agent's rule)
-    unmapped = dict(steps[1], env={k: v for k, v in steps[1]["env"].items() if not k.startswith("AWS_")})
-    assert run_script(unmapped, run, base, tmp_path).returncode != 0
+    unmapped = dict(steps[1], env={k: v for k, v in steps[1]["env"].items() if k not in AWS_STATIC})
+    assert (run_script(unmapped, run, base, tmp_path).returncode == 0) == refresh
 
 
 CHECK_AZURE = """
@@ -633,7 +655,8 @@ CHECK_GCP = """
 import os, requests, google.auth, google.auth.transport.requests
 creds, project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
 creds.refresh(google.auth.transport.requests.Request())
-for token in (creds.token, os.environ["GOOGLE_OAUTH_ACCESS_TOKEN"]):
+assert "GOOGLE_OAUTH_ACCESS_TOKEN" not in os.environ  # refresh: the file, and nothing that would shadow it
+for token in (creds.token,):
     r = requests.get(os.environ["BUCKET"], headers={"Authorization": "Bearer " + token}, timeout=10)
     r.raise_for_status()
     print(r.json()["caller"], project)
@@ -668,9 +691,10 @@ def test_gcp_template_runs_task_then_script(ado: AzureDevOps, ca: LocalCA, job: 
         )
         run = job.run()
         assert not run.failed, run.text
+        run.variables["System.AccessToken"] = ado.access_token  # what $(System.AccessToken) expands to
         done = run_script(steps[1], run, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == [f"serviceAccount:{SA}", "payments-prod"] * 2
+        assert done.stdout.split() == [f"serviceAccount:{SA}", "payments-prod"]
 
 
 CHECK_VAULT = """

@@ -13,6 +13,24 @@ def iso_utc(seconds: float) -> str:
     return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso_utc(text: str) -> float:
+    """POSIX time of an ISO 8601 time (``Z`` or an offset, with or without fractions); 0.0 when unreadable."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    if "." in value:  # Python 3.9 and 3.10 read at most 6 fraction digits
+        head, _, tail = value.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        value = head + "." + (tail[:digits] + "000000")[:6] + tail[digits:]
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, with "…" when something was cut."""
     return text if len(text) <= limit else text[:limit] + "…"

@@ -81,6 +81,8 @@ class Entra:
         self.jwks_for: dict[str, str] = {}
         self.ca_bundle = ca_bundle
         self.token_lifetime = token_lifetime
+        #: seconds of clock skew ARM tolerates when it checks a token's expiry (the real one allows minutes)
+        self.arm_leeway = 0.0
         self.base_url = ""
         self.requests: list[dict[str, Any]] = []
         self.issued: list[dict[str, Any]] = []
@@ -145,12 +147,13 @@ class Entra:
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
         return token, exp
 
-    def verify_access_token(self, token: str, *, resource: str) -> dict[str, Any]:
+    def verify_access_token(self, token: str, *, resource: str, leeway: float = 0.0) -> dict[str, Any]:
         """The claims of a token this stand-in issued for ``resource``; raises jwt.PyJWTError otherwise."""
         claims: dict[str, Any] = jwt.decode(
             token,
             self._key.public_key(),
             algorithms=["RS256"],
+            leeway=leeway,
             audience=[resource, resource.rstrip("/") + "/", resource.rstrip("/")],
             options={"require": ["exp", "aud", "iss", "tid"]},
         )
@@ -412,7 +415,7 @@ class Entra:
                 content_type="application/json; charset=utf-8",
             )
         try:
-            claims = self.verify_access_token(auth[len("Bearer ") :], resource=ARM_RESOURCE)
+            claims = self.verify_access_token(auth[len("Bearer ") :], resource=ARM_RESOURCE, leeway=self.arm_leeway)
         except jwt.PyJWTError as exc:
             return Response(
                 json.dumps(

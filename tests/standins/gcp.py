@@ -93,6 +93,8 @@ class Google:
         self.tokens: dict[str, Issued] = {}
         self.requests: list[dict[str, Any]] = []
         self.disabled_apis: set[str] = set()
+        #: long-job tests: every access token lives this many seconds (None: as Google issues them)
+        self.token_lifetime: int | None = None
         self.base_url = ""
         self._lock = threading.Lock()
         self._id_secret = secrets.token_bytes(32)
@@ -239,9 +241,10 @@ class Google:
             )
         token = "ya29.d." + secrets.token_urlsafe(48)
         with self._lock:
-            self.tokens[token] = Issued(wp.principal(subject), time.time() + 3600, "federated", scopes)
+            life = self.token_lifetime or 3600
+            self.tokens[token] = Issued(wp.principal(subject), time.time() + life, "federated", scopes)
         return self._json(
-            200, {"access_token": token, "issued_token_type": ACCESS, "token_type": "Bearer", "expires_in": 3600}
+            200, {"access_token": token, "issued_token_type": ACCESS, "token_type": "Bearer", "expires_in": life}
         )
 
     def _introspect(self, form: dict[str, str]) -> Response:
@@ -324,7 +327,7 @@ class Google:
                 "constraint constraints/iam.allowServiceAccountCredentialLifetimeExtension.",
             )
         token = "ya29.c." + secrets.token_urlsafe(48)
-        expires = time.time() + lifetime
+        expires = time.time() + (self.token_lifetime or lifetime)
         with self._lock:
             self.tokens[token] = Issued(f"serviceAccount:{email}", expires, "service-account", list(scopes))
         return self._json(200, {"accessToken": token, "expireTime": _iso(expires)})

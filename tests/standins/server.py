@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ class _Quiet(WSGIRequestHandler):
 
     def log_error(self, *_args: Any) -> None:
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, from the app's own clock when it runs off (``clock_offset`` seconds)."""
+        offset = float(getattr(getattr(self.server, "app", None), "clock_offset", 0.0) or 0.0)
+        return super().date_time_string((time.time() if timestamp is None else timestamp) + offset)
 
 
 class LocalCA:

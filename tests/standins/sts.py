@@ -59,7 +59,21 @@ class Sts:
     faults: list[tuple[str, int]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     max_packed_policy: int = 2048
+    #: knobs for long-job tests: credentials live this many seconds whatever was asked (None: as asked), and
+    #: the service's clock runs this many seconds ahead of the machine's (its Date header and Expiration)
+    lifetime: int | None = None
+    clock_offset: float = 0.0
+    #: access key id -> (session token, expiry, assumed-role ARN) of every set issued, for GetCallerIdentity
+    issued: dict[str, tuple[str, float, str]] = field(default_factory=dict)
+    #: when each AssumeRoleWithWebIdentity request arrived (POSIX time)
+    exchange_times: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def exchanges(self) -> list[dict[str, str]]:
+        """The AssumeRoleWithWebIdentity requests received."""
+        with self._lock:
+            return [r for r in self.requests if r.get("Action") == "AssumeRoleWithWebIdentity"]
 
     def trust(self, issuer_url: str, keys: Callable[[], Any], client_ids: list[str] | None = None) -> None:
         issuer_id = issuer_url.split("://", 1)[-1]
@@ -90,8 +104,12 @@ class Sts:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         form = {k: v for k, v in request.form.items()}
+        if form.get("Action") == "GetCallerIdentity":
+            return self._caller(request)(environ, start_response)
         with self._lock:
             self.requests.append(form)
+            if form.get("Action") == "AssumeRoleWithWebIdentity":
+                self.exchange_times.append(time.time())
             fault = self.faults.pop(0) if self.faults else None
         if fault:
             code, status = fault
@@ -185,9 +203,32 @@ class Sts:
             )
         return self._success(role, session, duration, claims, provider)
 
-    @staticmethod
-    def _success(role: Role, session: str, duration: int, claims: dict[str, Any], provider: OidcProvider) -> Response:
-        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + duration))
+    def _caller(self, request: Request) -> Response:
+        """GetCallerIdentity, signed with issued credentials: refuses unknown, mismatched and expired ones."""
+        auth = request.headers.get("Authorization", "")
+        key_id = auth.split("Credential=", 1)[-1].split("/", 1)[0] if "Credential=" in auth else ""
+        with self._lock:
+            self.requests.append({"Action": "GetCallerIdentity", "AccessKeyId": key_id})
+            issued = self.issued.get(key_id)
+        if issued is None or request.headers.get("X-Amz-Security-Token") != issued[0]:
+            return self.error("InvalidClientTokenId", "The security token included in the request is invalid.", 403)
+        if issued[1] <= time.time() + self.clock_offset:
+            return self.error("ExpiredToken", "The security token included in the request is expired", 403)
+        arn = issued[2]
+        body = (
+            f'<GetCallerIdentityResponse xmlns="{NS}"><GetCallerIdentityResult><Arn>{_xml(arn)}</Arn>'
+            f"<UserId>AROA{key_id[4:12]}:{_xml(arn.rsplit('/', 1)[-1])}</UserId><Account>{arn.split(':')[4]}</Account>"
+            f"</GetCallerIdentityResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        )
+        return Response(body, 200, content_type="text/xml")
+
+    def _success(
+        self, role: Role, session: str, duration: int, claims: dict[str, Any], provider: OidcProvider
+    ) -> Response:
+        now = time.time() + self.clock_offset
+        duration = self.lifetime if self.lifetime is not None else duration
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + duration))
         account, name = role.arn.split(":")[4], role.arn.split("/")[-1]
         key_id = "ASIA" + secrets.token_hex(8).upper()
         secret = secrets.token_urlsafe(30)
@@ -204,7 +245,13 @@ class Sts:
             f"</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
             "</ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
         )
-        return Response(body, 200, content_type="text/xml")
+        with self._lock:
+            self.issued[key_id] = (
+                session_token,
+                float(int(now + duration)),
+                f"arn:aws:sts::{account}:assumed-role/{name}/{session}",
+            )
+        return Response(body, 200, content_type="text/xml")  # Date: the server's clock_offset applies
 
 
 def _policy_allows(policy: dict[str, Any], role_arn: str, issuer_id: str, claims: dict[str, Any]) -> bool:

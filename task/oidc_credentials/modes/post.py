@@ -8,6 +8,7 @@ that wrote nothing recorded nothing, and this step says so and succeeds. ``##vso
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Mapping
@@ -53,6 +54,20 @@ def remove_files(state: PostState, out: AgentOutput) -> int:
     return removed
 
 
+def remove_folders(state: PostState, path: str, temp: str) -> None:
+    """Delete the folders the task's files are in (with what helpers added there: caches, locks), then the
+    state folder, then ``Agent.TempDirectory/oidc-credentials`` once no other task instance uses it."""
+    root = os.path.realpath(os.path.join(temp, FOLDER)) if temp else ""
+    folders = {os.path.dirname(os.path.realpath(f)) for f in state.files} | {os.path.dirname(path)}
+    for folder in sorted(folders):
+        # only a folder of our own, strictly inside the root, never through a symbolic link
+        if root and os.path.commonpath([root, folder]) == root and folder != root and not os.path.islink(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+    if root:
+        with contextlib.suppress(OSError):
+            os.rmdir(root)  # only when empty: another instance's post-job step may still come
+
+
 def run(agent: AgentEnv, out: AgentOutput) -> None:
     path = _state_path(agent)
     if not path:
@@ -76,7 +91,7 @@ def run(agent: AgentEnv, out: AgentOutput) -> None:
                 hook(data, ctx)
         finally:
             http.close()
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    remove_folders(state, path, agent.variable("Agent.TempDirectory"))
 
 
 def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

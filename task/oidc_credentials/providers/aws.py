@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .. import catalogue, destination
@@ -19,10 +20,14 @@ from ..agent import AgentEnv, Endpoint
 from ..catalogue import ENTRIES, lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
+from ..helper_setup import RefreshSetup, read_setup
 from ..http import Http, Response, resolves
 from ..oidc import Claims, TokenSource
 from ..refusal import render_trust
-from . import Context, Outcome, Variable
+from . import Context, File, Outcome, Variable
+
+if TYPE_CHECKING:
+    from ..refresh import Entry
 
 TITLE = "AWS"
 CONNECTION_INPUT = "awsConnection"
@@ -60,6 +65,8 @@ class AwsConfig:
     allowed_accounts: tuple[str, ...] = ()
     #: where the region came from, for messages: the input's name or the connection's field
     region_from: str = "input 'awsRegion'"
+    #: how later steps refresh (None: not read, as in the helper itself)
+    refresh: RefreshSetup | None = field(default=None, compare=False)
 
     @property
     def partition(self) -> str:
@@ -156,7 +163,9 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AwsConfig:
         raise ConfigError(
             f"The AWS connection's URL must be an https STS endpoint, got '{sts_url}': {exc.reason}."
         ) from exc
-    config = AwsConfig(sts_url, role, region, session_name, duration, policy, arns, allowed, region_from)
+    config = AwsConfig(
+        sts_url, role, region, session_name, duration, policy, arns, allowed, region_from, read_setup(agent)
+    )
     if allowed and config.account not in allowed:
         raise ConfigError(
             f"The role's account {config.account} is not in 'awsAllowedAccountIds' ({', '.join(allowed)}). "
@@ -316,6 +325,8 @@ class AwsCredentials:
     #: the assumed-role ARN STS reported ("" when it reported none)
     assumed_role_arn: str
     account: str
+    #: when STS sent the answer (its HTTP Date header, POSIX time; 0 when unknown), to check the agent's clock
+    server_time: float = 0.0
 
 
 def _form(config: AwsConfig, token: str) -> dict[str, str]:
@@ -400,7 +411,17 @@ def assume_role(
         expiration=values.get("Expiration", ""),
         assumed_role_arn=assumed,
         account=account,
+        server_time=_http_date(resp.header("Date")),
     )
+
+
+def _http_date(value: str) -> float:
+    import email.utils
+
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() if value else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -418,9 +439,125 @@ def to_outcome(config: AwsConfig, creds: AwsCredentials) -> Outcome:
     return Outcome(variables=variables, identity=creds.assumed_role_arn or config.role_arn, expires=creds.expiration)
 
 
+PROFILE = "oidc-credentials"
+AWS_CONFIG = "aws-config"
+
+
+def settings(config: AwsConfig) -> dict[str, Any]:
+    """The request, as the helper's config file holds it (read back by :func:`from_settings`)."""
+    return {
+        "sts_url": config.sts_url,
+        "role_arn": config.role_arn,
+        "region": config.region,
+        "session_name": config.session_name,
+        "duration": config.duration,
+        "policy": config.policy,
+        "policy_arns": list(config.policy_arns),
+        "allowed_accounts": list(config.allowed_accounts),
+    }
+
+
+def from_settings(data: dict[str, Any]) -> AwsConfig:
+    return AwsConfig(
+        str(data["sts_url"]),
+        str(data["role_arn"]),
+        str(data.get("region") or ""),
+        str(data["session_name"]),
+        int(data["duration"]),
+        str(data.get("policy") or ""),
+        tuple(map(str, data.get("policy_arns") or ())),
+        tuple(map(str, data.get("allowed_accounts") or ())),
+    )
+
+
+def process_answer(creds: AwsCredentials) -> dict[str, Any]:
+    """The fields of botocore's ``credential_process`` answer, but ``Version``."""
+    answer = {
+        "AccessKeyId": creds.access_key_id,
+        "SecretAccessKey": creds.secret_access_key,
+        "SessionToken": creds.session_token,
+    }
+    if creds.expiration:
+        answer["Expiration"] = creds.expiration
+    return answer
+
+
+def cache_entry(creds: AwsCredentials, now: float) -> Entry:
+    """The helper's cache entry for credentials just issued."""
+    from .. import refresh
+    from ..text import parse_iso_utc
+
+    expires = parse_iso_utc(creds.expiration) if creds.expiration else 0.0
+    if not expires:
+        raise refresh.CacheError(f"{SERVICE} answered without an Expiration the helper can read: '{creds.expiration}'")
+    return refresh.entry_from_expiry(process_answer(creds), expires, now, creds.server_time)
+
+
+def profile(config: AwsConfig, setup: RefreshSetup, creds: AwsCredentials, ctx: Context) -> Outcome:
+    """The refreshing profile: files for the helper and the variables that point the SDKs at it."""
+    from ..helper_setup import helper_command, helper_config
+    from ..refresh import CACHE, HELPER_CONFIG, TOKEN_FILE, CacheError
+
+    lines = [
+        "# Written by OidcCredentials for this job and deleted after it. The helper hands out cached credentials",
+        "# and refreshes them (a fresh Azure DevOps OIDC token, AssumeRoleWithWebIdentity) near expiry.",
+        f"[profile {PROFILE}]",
+        f"credential_process = {helper_command(setup, 'aws')}",
+    ]
+    if config.region:
+        lines.append(f"region = {config.region}")
+    files = [
+        File(
+            setup.path(HELPER_CONFIG),
+            helper_config("aws", ctx.agent, ctx.agent.connection_id(CONNECTION_INPUT), settings(config)),
+        ),
+        File(setup.path(AWS_CONFIG), "\n".join(lines) + "\n"),
+    ]
+    try:
+        files.append(File(setup.path(CACHE), cache_entry(creds, ctx.clock()).to_json()))
+    except CacheError as exc:
+        ctx.warn(f"Later steps' first call will refresh the credentials: {exc.message}.")
+    secrets: list[str] = []
+    if setup.access_token:
+        files.append(File(setup.path(TOKEN_FILE), setup.access_token))
+        secrets.append(setup.access_token)
+    variables = [
+        Variable("AWS_CONFIG_FILE", setup.path(AWS_CONFIG)),
+        Variable("AWS_PROFILE", PROFILE),
+        Variable("AWS_SDK_LOAD_CONFIG", "1"),
+    ]
+    return Outcome(variables=variables, files=files, secrets=secrets)
+
+
 def exchange(config: AwsConfig, tokens: TokenSource, ctx: Context) -> Outcome:
-    """Assume the configured role with the job's OIDC token; the credentials become secret variables."""
+    """Assume the configured role with the job's OIDC token; the credentials become secret variables, and
+    (refresh on) a profile whose ``credential_process`` refreshes them in later steps."""
+    from ..helper_setup import lifetime_warning
+    from ..text import parse_iso_utc
+
     ctx.log(
         f"Assuming {config.role_arn} as session '{config.session_name}' for {config.duration} s via {config.sts_url}"
     )
-    return to_outcome(config, assume_role(config, tokens, ctx.http, warn=ctx.warn))
+    creds = assume_role(config, tokens, ctx.http, warn=ctx.warn)
+    outcome = to_outcome(config, creds)
+    setup = config.refresh
+    if setup is None:
+        return outcome
+    if setup.enabled:
+        extra = profile(config, setup, creds, ctx)
+        outcome.variables += extra.variables
+        outcome.files += extra.files
+        outcome.secrets += extra.secrets
+        outcome.notes.append(
+            f"Refreshing profile '{PROFILE}' in {setup.path(AWS_CONFIG)}: later steps' AWS SDKs and CLI get fresh "
+            "credentials by themselves when they map SYSTEM_ACCESSTOKEN: $(System.AccessToken) into env: (and do not "
+            "map AWS_ACCESS_KEY_ID, which would take precedence)."
+        )
+    elif setup.why_off:
+        ctx.log(f"Credentials will not refresh in later steps: {setup.why_off}.")
+    expires = parse_iso_utc(creds.expiration) if creds.expiration else 0.0
+    left = expires - ctx.clock() if expires else float(config.duration)
+    warning = lifetime_warning(setup, left, "The AWS credentials", refreshing=setup.enabled)
+    if warning:
+        ctx.warn(warning)
+    return outcome

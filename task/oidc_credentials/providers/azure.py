@@ -12,11 +12,13 @@ azure-identity's ``AzurePipelinesCredential``), so a later step needs no secret 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..agent import AgentEnv, Endpoint
 from ..errors import ConfigError
+from ..helper_setup import RefreshSetup, lifetime_warning, read_setup
 from ..oidc import TokenSource
+from ..text import parse_iso_utc
 from . import Context, Outcome, Variable
 from ._azure_common import PUBLIC, AccessToken, AzureConnection, exchange_tokens, read_connection
 
@@ -33,6 +35,8 @@ class AzureConfig:
     scopes: tuple[str, ...]
     #: scopes rewritten for a sovereign cloud, for the log
     rewritten: tuple[str, ...] = ()
+    #: the lifetime check (tools that mint their own tokens refresh; the token variables do not)
+    refresh: RefreshSetup | None = field(default=None, compare=False)
 
 
 def token_variable(index: int) -> str:
@@ -67,7 +71,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> AzureConfig:
             raise ConfigError(f"Input 'azureScopes' lists '{scope}' twice.")
         seen.add(scope.lower())
         result.append(scope)
-    return AzureConfig(conn, tuple(result), tuple(rewritten))
+    return AzureConfig(conn, tuple(result), tuple(rewritten), read_setup(agent))
 
 
 def exchange(config: AzureConfig, tokens: TokenSource, ctx: Context) -> Outcome:
@@ -79,7 +83,19 @@ def exchange(config: AzureConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     )
     for note in config.rewritten:
         ctx.log(f"Scope for this connection's cloud: {note}")
-    return to_outcome(config, exchange_tokens(conn, list(config.scopes), tokens, ctx, scope_from="input 'azureScopes'"))
+    outcome = to_outcome(
+        config, exchange_tokens(conn, list(config.scopes), tokens, ctx, scope_from="input 'azureScopes'")
+    )
+    if config.refresh is not None and outcome.expires:
+        warning = lifetime_warning(
+            config.refresh,
+            parse_iso_utc(outcome.expires) - ctx.clock(),
+            "AZURE_ACCESS_TOKEN and the other token variables",
+            refreshing=config.refresh.enabled,
+        )
+        if warning:
+            ctx.warn(warning)
+    return outcome
 
 
 def to_outcome(config: AzureConfig, issued: list[AccessToken]) -> Outcome:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +27,7 @@ from ..agent import AgentEnv, Endpoint
 from ..catalogue import catalogue_fix
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
+from ..helper_setup import RefreshSetup, read_setup
 from ..http import Http, Response
 from ..oidc import Claims, TokenSource
 from ..refusal import render_trust
@@ -216,6 +217,8 @@ class GcpConfig:
     id_token_include_email: bool
     project: str
     temp_dir: str
+    #: how later steps refresh: an executable credential source running the helper (None: a file source)
+    refresh: RefreshSetup | None = field(default=None, compare=False)
 
     @property
     def audience(self) -> str:
@@ -334,6 +337,7 @@ def configure(agent: AgentEnv, endpoint: Endpoint) -> GcpConfig:
         id_token_include_email=agent.bool_input("gcpIdTokenIncludeEmail"),
         project=project,
         temp_dir=temp,
+        refresh=read_setup(agent),
     )
 
 
@@ -478,15 +482,16 @@ def explain_iam(err: GoogleError, config: GcpConfig, claims: Claims | None, acti
 
 
 # -- the exchange ------------------------------------------------------------------------------
-def credentials_file(config: GcpConfig, token_path: str) -> dict[str, Any]:
-    """An ``external_account`` configuration that google-auth and gcloud read (AIP-4117)."""
+def credentials_file(config: GcpConfig, token_path: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ``external_account`` configuration that google-auth and gcloud read (AIP-4117): the subject token
+    from the file ``token_path``, or from ``source`` (an executable source that runs the helper)."""
     doc: dict[str, Any] = {
         "type": "external_account",
         "audience": config.audience,
         "subject_token_type": JWT_TOKEN_TYPE,
         "token_url": config.token_url,
         "token_info_url": f"{config.sts_url}/v1/introspect",
-        "credential_source": {"file": token_path},
+        "credential_source": source or {"file": token_path},
     }
     if config.service_account:
         doc["service_account_impersonation_url"] = (
@@ -558,15 +563,21 @@ def obtain(config: GcpConfig, tokens: TokenSource, ctx: Context) -> GcpCredentia
 
 
 # -- the pipeline ------------------------------------------------------------------------------
-def to_outcome(config: GcpConfig, creds: GcpCredentials, suffix: str) -> Outcome:
-    """The variables client libraries and gcloud read, and the credentials file (with its token file)."""
-    directory = os.path.join(config.temp_dir, "oidc-credentials")
-    token_path = os.path.join(directory, f"gcp-oidc-token-{suffix}.jwt")
-    creds_path = os.path.join(directory, f"gcp-credentials-{suffix}.json")
-    files = [
-        File(token_path, creds.subject_token),  # no trailing newline: google-auth sends the file verbatim
-        File(creds_path, json.dumps(credentials_file(config, token_path), indent=2)),
-    ]
+def to_outcome(
+    config: GcpConfig, creds: GcpCredentials, suffix: str, *, refreshing: tuple[str, list[File]] | None = None
+) -> Outcome:
+    """The variables client libraries and gcloud read, and the credentials file (with its token file), or
+    with ``refreshing`` the credentials file that runs the helper, and the helper's files."""
+    if refreshing is not None:
+        creds_path, files = refreshing
+    else:
+        directory = os.path.join(config.temp_dir, "oidc-credentials")
+        token_path = os.path.join(directory, f"gcp-oidc-token-{suffix}.jwt")
+        creds_path = os.path.join(directory, f"gcp-credentials-{suffix}.json")
+        files = [
+            File(token_path, creds.subject_token),  # no trailing newline: google-auth sends the file verbatim
+            File(creds_path, json.dumps(credentials_file(config, token_path), indent=2)),
+        ]
     variables = [
         Variable("GOOGLE_OAUTH_ACCESS_TOKEN", creds.access.token, secret=True),
         Variable("CLOUDSDK_AUTH_ACCESS_TOKEN", creds.access.token, secret=True),
@@ -580,6 +591,8 @@ def to_outcome(config: GcpConfig, creds: GcpCredentials, suffix: str) -> Outcome
             Variable("GOOGLE_CLOUD_PROJECT", config.project),
             Variable("CLOUDSDK_CORE_PROJECT", config.project),
         ]
+    if refreshing is not None:  # google-auth and gcloud run an executable source only when allowed
+        variables.append(Variable("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1"))
     variables += [
         Variable("GOOGLE_APPLICATION_CREDENTIALS", creds_path),
         Variable("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", creds_path),
@@ -590,10 +603,17 @@ def to_outcome(config: GcpConfig, creds: GcpCredentials, suffix: str) -> Outcome
             "No service account: the federated token itself is the output (direct resource access). Grant roles to "
             f"{creds.identity} on the resources it needs."
         )
-    notes.append(
-        f"Credentials file for client libraries and gcloud: {creds_path} (its subject token is the job's OIDC "
-        "token, valid for minutes; the access token variables last until the expiry above)."
-    )
+    if refreshing is not None:
+        notes.append(
+            f"Credentials file for client libraries and gcloud: {creds_path}. It refreshes: they run the task's helper "
+            "for a fresh OIDC token whenever they need one (map SYSTEM_ACCESSTOKEN: $(System.AccessToken) into the "
+            "step's env:; the access token variables do not renew, so do not map CLOUDSDK_AUTH_ACCESS_TOKEN there)."
+        )
+    else:
+        notes.append(
+            f"Credentials file for client libraries and gcloud: {creds_path} (its subject token is the job's OIDC "
+            "token, valid for minutes; the access token variables last until the expiry above)."
+        )
     return Outcome(
         variables=variables,
         identity=creds.identity,
@@ -604,7 +624,56 @@ def to_outcome(config: GcpConfig, creds: GcpCredentials, suffix: str) -> Outcome
     )
 
 
+def refreshing_files(
+    config: GcpConfig, setup: RefreshSetup, creds: GcpCredentials, claims: Claims | None, ctx: Context
+) -> tuple[str, list[File]]:
+    """The credentials file with an executable source that runs the helper, the helper's config, and its cache
+    seeded with the token the task just used (so the first call in a later step is warm)."""
+    from ..helper_setup import executable_source, helper_config
+    from ..modes.helper import gcp_entry
+    from ..refresh import CACHE, HELPER_CONFIG, TOKEN_FILE, CacheError
+
+    source = executable_source(setup)  # ConfigError: a path google-auth cannot pass on
+    creds_path = setup.path("gcp-credentials.json")
+    connection = ctx.agent.connection_id(CONNECTION_INPUT)
+    files = [
+        File(setup.path(HELPER_CONFIG), helper_config("gcp", ctx.agent, connection, {})),
+        File(creds_path, json.dumps(credentials_file(config, "", source=source), indent=2)),
+    ]
+    if claims is not None and claims.exp:
+        try:
+            entry = gcp_entry(creds.subject_token, float(claims.exp), float(claims.iat or 0), ctx.clock())
+            files.append(File(setup.path(CACHE), entry.to_json()))
+        except CacheError as exc:
+            ctx.warn(f"Later steps' first call will fetch a fresh token: {exc.message}.")
+    if setup.access_token:
+        files.append(File(setup.path(TOKEN_FILE), setup.access_token))
+    return creds_path, files
+
+
 def exchange(config: GcpConfig, tokens: TokenSource, ctx: Context) -> Outcome:
-    """STS exchange, then impersonation when a service account is set; the token and a credentials file out."""
+    """STS exchange, then impersonation when a service account is set; the token and a credentials file out
+    (refresh on: one whose executable source runs the helper, so google-auth and gcloud refresh by themselves)."""
+    from ..helper_setup import lifetime_warning
+    from ..text import parse_iso_utc
+
     ctx.log(f"Exchanging the OIDC token at {config.token_url} for {config.audience}")
-    return to_outcome(config, obtain(config, tokens, ctx), secrets.token_hex(6))
+    creds = obtain(config, tokens, ctx)
+    setup = config.refresh
+    refreshing = None
+    if setup is not None and setup.enabled:
+        try:
+            refreshing = refreshing_files(config, setup, creds, tokens.last_claims, ctx)
+        except ConfigError as exc:
+            ctx.warn(f"Google credentials will not refresh in later steps: {exc.message}")
+    elif setup is not None and setup.why_off:
+        ctx.log(f"Credentials will not refresh in later steps: {setup.why_off}.")
+    outcome = to_outcome(config, creds, secrets.token_hex(6), refreshing=refreshing)
+    if setup is not None and setup.access_token and refreshing is not None:
+        outcome.secrets.append(setup.access_token)
+    if setup is not None and outcome.expires:
+        left = parse_iso_utc(outcome.expires) - ctx.clock()
+        warning = lifetime_warning(setup, left, "The Google access token variables", refreshing=refreshing is not None)
+        if warning:
+            ctx.warn(warning)
+    return outcome
