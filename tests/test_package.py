@@ -296,6 +296,38 @@ def test_aws_from_the_extracted_package(
     )
 
 
+def test_aws_helper_from_the_extracted_package(
+    vsix: Path, tmp_path: Path, ado: AzureDevOps, job: AgentJob, moto_url: str
+) -> None:
+    """The profile's credential_process runs the extracted task with the agent's bare Python: warm, then cold."""
+    import configparser
+    import shlex
+
+    agent = Agent(vsix, tmp_path, bare_python("current", tmp_path))
+    run = aws_flow(agent, job, ado, moto_url)
+    parser = configparser.RawConfigParser()
+    parser.read(run.variables["AWS_CONFIG_FILE"])
+    argv = shlex.split(parser.get("profile " + run.variables["AWS_PROFILE"], "credential_process"))
+    assert Path(argv[0]).parent == agent.python.parent and Path(argv[1]).is_relative_to(agent.task_dir), argv
+    env = {
+        "PATH": f"{agent.python.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(agent.home),
+        "SYSTEM_ACCESSTOKEN": ado.access_token,
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "REQUESTS_CA_BUNDLE": job.env["REQUESTS_CA_BUNDLE"],
+    }
+    keys = []
+    for _ in ("warm: the cache the task seeded", "cold: a fresh token and a new exchange"):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        answer = json.loads(proc.stdout)
+        assert answer["Version"] == 1 and answer["SessionToken"] and answer["Expiration"]
+        keys.append(answer["AccessKeyId"])
+        (Path(argv[-1]).parent / "cache.json").unlink()
+    assert keys[0] == run.variables["AWS_ACCESS_KEY_ID"] and keys[1] != keys[0]
+
+
 @pytest.mark.parametrize("version", ["3.9", "current", "3.13"])
 def test_azure_from_the_extracted_package(
     vsix: Path, tmp_path: Path, ca: LocalCA, job: AgentJob, world: AzureWorld, version: str
