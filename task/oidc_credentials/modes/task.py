@@ -39,7 +39,7 @@ def _post_state(agent: AgentEnv, out: AgentOutput, provider: str, outcome: Outco
             out.debug("Agent.TempDirectory is not set: the post-job step will not clean up after this step.")
             return
         path = new_state_path(temp)
-        save(state, path)
+        save(state, path, root=temp)
         out.command("task.settaskvariable", {"variable": TASK_VARIABLE}, path)
 
     return keep
@@ -133,6 +133,7 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
             publish_outputs=publish,
             record=record,
             keep=_post_state(agent, out, record.provider, outcome),
+            root=agent.variable("Agent.TempDirectory"),
         )
     if outcome.identity:
         out.info(
