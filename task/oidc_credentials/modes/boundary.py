@@ -36,6 +36,10 @@ def run_in_agent(
     """Run ``work`` behind the one boundary; ``on_failure`` sees the exception before it is reported."""
     agent = AgentEnv(os.environ if env is None else env)
     out = AgentOutput(stdout or sys.stdout, debug=agent.debug)
+    from ..http import proxy_secrets  # the proxy password, registered before anything could print it
+
+    for value in proxy_secrets(agent.raw):
+        out.set_secret(value)
     real_stderr = stderr or sys.stderr
     guarded = NeutralisingStream(out, real_stderr)
     previous = sys.stderr
