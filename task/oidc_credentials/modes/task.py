@@ -6,6 +6,7 @@ Its boundary (:func:`~oidc_credentials.modes.boundary.run_in_agent`) speaks ``##
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
@@ -88,6 +89,8 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
         provider_name = agent.input("provider", required=True)
         record.provider = provider_name.strip().lower()
         provider = load(provider_name)
+        for module in getattr(provider, "COMPILED_IMPORTS", ()):  # on an agent without them: one error, now
+            importlib.import_module(module)
         out.info(f"OidcCredentials {__version__}: provider {provider_name}")
         expect = preflight.read(agent)
         connection_id = agent.connection_id(provider.CONNECTION_INPUT)
