@@ -273,3 +273,67 @@ def test_azure_names_the_one_missing_piece_before_any_request(
 def test_key_vault_names_the_one_missing_piece(portable_task: tuple[Path, str], kv: Vaulted, job: AgentJob) -> None:
     run = run_portable(portable_task, kv.job(job))
     _assert_names_the_missing_piece(run)
+
+
+# --------------------------------------------------------------------------- Windows and macOS, simulated
+
+
+def test_windows_paths_inside_the_temp_directory() -> None:
+    """Agent.TempDirectory on Windows: drive letters, either separator, names compared without case."""
+    import ntpath
+
+    from oidc_credentials.files import inside
+
+    temp = r"D:\a\_work\_temp"
+    assert inside(r"D:\a\_work\_temp\oidc-credentials\gcp.json", temp, ntpath)
+    assert inside("d:/A/_WORK/_temp/oidc-credentials/gcp.json", temp, ntpath)
+    assert not inside(r"D:\a\_work\_temp\..\s\gcp.json", temp, ntpath)
+    assert not inside(r"C:\a\_work\_temp\gcp.json", temp, ntpath)  # another drive
+    assert not inside(r"D:\a\_work\_temp2\gcp.json", temp, ntpath)
+    assert not inside(temp, temp, ntpath)
+
+
+def test_files_are_written_where_the_platform_has_no_nofollow_fchmod_or_uids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no O_NOFOLLOW, fchmod or geteuid: the write still happens whole, links are still refused
+    (lstat), and the owner-only protection is the folder's inherited access list (README, Security notes)."""
+    import os
+
+    from oidc_credentials.files import UnsafePath, write_private
+
+    for name in ("O_NOFOLLOW", "fchmod", "geteuid"):
+        monkeypatch.delattr(os, name, raising=False)
+    path = tmp_path / "oidc-credentials" / "gcp.json"
+    write_private(str(path), "{}\r\n", root=str(tmp_path))
+    assert path.read_bytes() == b"{}\r\n"
+    monkeypatch.undo()
+    link = tmp_path / "oidc-credentials" / "link.json"
+    link.symlink_to(path)
+    for name in ("O_NOFOLLOW", "fchmod", "geteuid"):
+        monkeypatch.delattr(os, name, raising=False)
+    with pytest.raises(UnsafePath, match="it is a symbolic link"):
+        write_private(str(link), "x", root=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("platform", "tried"),
+    [("win32", ["python3", "python", "py -3"]), ("darwin", ["python3", "python"]), ("linux", ["python3", "python"])],
+)
+def test_interpreter_discovery_per_platform(platform: str, tried: list[str]) -> None:
+    """What the launcher tries on each platform, in order (their behaviour with fake interpreters, Windows
+    Store stubs included: tests/test_launcher.py)."""
+    import subprocess
+
+    script = (
+        "const l = require(process.argv[1]);"
+        "console.log(JSON.stringify(l.candidates({}, process.argv[2]).map(c => c[2])));"
+    )
+    done = subprocess.run(
+        ["node", "-e", script, str(ROOT / "task" / "launcher.js"), platform],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(done.stdout) == tried

@@ -26,6 +26,7 @@ import errno
 import os
 import secrets
 import stat
+from typing import Any
 
 from .errors import TaskError
 
@@ -91,11 +92,12 @@ def _folders(directory: str, root: str) -> str:
     return ""
 
 
-def inside(path: str, root: str) -> bool:
-    """Whether ``path`` lies strictly inside the folder ``root`` (lexically: both made absolute)."""
-    path, root = os.path.abspath(path), os.path.abspath(root)
+def inside(path: str, root: str, paths: Any = os.path) -> bool:
+    """Whether ``path`` lies strictly inside the folder ``root`` (lexically: both made absolute, compared as
+    the platform compares names: without letter case on Windows). ``paths``: os.path, or ntpath/posixpath."""
+    path, root = paths.normcase(paths.abspath(path)), paths.normcase(paths.abspath(root))
     try:
-        return os.path.commonpath([path, root]) == root and path != root
+        return bool(paths.commonpath([path, root]) == root and path != root)
     except ValueError:  # different drives on Windows
         return False
 
