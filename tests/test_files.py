@@ -46,9 +46,12 @@ def everything(folder: Path) -> list[str]:
 
 
 def test_written_0600_in_0700_folders_exactly(tmp_path: Path) -> None:
-    os.umask(0o022)
-    path = tmp_path / "oidc-credentials" / "deep" / "secret.json"
-    write_private(str(path), "line1\r\nline2\u2028", root=str(tmp_path))
+    previous = os.umask(0o022)  # a permissive umask: the modes must not depend on it
+    try:
+        path = tmp_path / "oidc-credentials" / "deep" / "secret.json"
+        write_private(str(path), "line1\r\nline2\u2028", root=str(tmp_path))
+    finally:
+        os.umask(previous)
     assert path.read_bytes() == "line1\r\nline2\u2028".encode()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
