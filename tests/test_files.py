@@ -42,6 +42,20 @@ def everything(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+def records(folder: Path) -> list[Path]:
+    """The run summary and audit record, written on success and failure alike for the agent to upload
+    (redacted, never a secret: tests/test_run_records.py); not credentials, so not the post-job step's."""
+    return [p for p in folder.iterdir() if p.name.startswith("oidc-credentials-")]
+
+
+def left_behind(folder: Path) -> list[str]:
+    """Everything in ``folder`` except the run summary and audit record."""
+    kept = records(folder)
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if not any(p == r or r in p.parents for r in kept)
+    )
+
+
 # ------------------------------------------------------------------------------------------ unit
 
 
@@ -196,7 +210,7 @@ def test_a_file_size_limit_gives_one_clear_error(tmp_path: Path) -> None:
         done.stdout.strip()
         == f"Could not write the secret file {target}: the file is larger than the agent allows (file size limit)."
     )
-    assert everything(tmp_path) == ["oidc-credentials"]
+    assert everything(tmp_path) == []  # nor the folder the failed write had created
 
 
 # ------------------------------------------------------------------------------------- end to end
@@ -211,7 +225,7 @@ def assert_failed_cleanly(run: TaskRun, temp: Path, expected: str, left: list[st
     assert len(run.errors) == 1 and expected in run.errors[0], run.errors
     assert "Traceback" not in run.stdout + run.stderr
     assert run.variables == {} and run.output_variables == {} and run.task_variables == {}
-    assert everything(temp) == left
+    assert left_behind(temp) == left
 
 
 def test_task_with_a_planted_symlink_folder_fails_cleanly(gcp: GcpWorld, job: AgentJob, tmp_path: Path) -> None:  # noqa: F811
@@ -261,18 +275,21 @@ def test_every_file_is_0600_inside_the_temp_directory_and_the_post_job_step_remo
     run = run_gcp(gcp, job)
     assert not run.failed, run.text
     files = [p for p in temp.rglob("*") if p.is_file()]
-    assert len(files) == 3  # the token file, the credentials file and the post-job state
+    assert len(files) == 5  # the token file, the credentials file, the post-job state, summary and audit record
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not path.is_symlink()
     for folder in (p for p in temp.rglob("*") if p.is_dir()):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     state = run.task_variables["OIDC_CREDENTIALS_STATE"]
-    assert set(json.loads(Path(state).read_text())["files"]) == {str(p) for p in files if p.name != "state.json"}
+    credentials = {
+        str(p) for p in files if p.name != "state.json" and not any(r in p.parents or r == p for r in records(temp))
+    }
+    assert set(json.loads(Path(state).read_text())["files"]) == credentials
     env = dict(job.env, VSTS_TASKVARIABLE_OIDC_CREDENTIALS_STATE=state)
     proc = subprocess.run(["node", str(POST_JS)], env=env, capture_output=True, text=True, timeout=60, check=False)
     post = TaskRun.from_output(proc.returncode, proc.stdout, proc.stderr)
     assert not post.failed, post.text
-    assert [p for p in temp.rglob("*") if p.is_file()] == []
+    assert left_behind(temp) == ["oidc-credentials"]  # every credential file and the state gone
 
 
 def test_the_post_job_step_deletes_nothing_outside_the_temp_directory(tmp_path: Path) -> None:

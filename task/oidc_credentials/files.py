@@ -54,12 +54,13 @@ def _owned_by_others(info: os.stat_result) -> bool:
     return hasattr(os, "geteuid") and info.st_uid != os.geteuid()
 
 
-def _folder(path: str) -> str:
+def _folder(path: str, created: list[str]) -> str:
     """Create ``path`` (mode 0700) unless it exists; an existing one must be our own real folder.
 
-    Returns why it cannot hold a secret ("" when it can)."""
+    Returns why it cannot hold a secret ("" when it can); a folder it made is added to ``created``."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
+        created.append(path)
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         return f"the folder {path}: it is a symbolic link; remove it and re-run"
@@ -73,7 +74,7 @@ def _folder(path: str) -> str:
     return ""
 
 
-def _folders(directory: str, root: str) -> str:
+def _folders(directory: str, root: str, created: list[str]) -> str:
     """Every folder from ``root`` (which must exist) down to ``directory``, each checked; why not, or ""."""
     if not root:
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -86,7 +87,7 @@ def _folders(directory: str, root: str) -> str:
     current = root
     for part in [] if relative == os.curdir else relative.split(os.sep):
         current = os.path.join(current, part)
-        why = _folder(current)
+        why = _folder(current, created)
         if why:
             return why
     return ""
@@ -116,8 +117,9 @@ def write_private(path: str, content: str, *, root: str = "") -> None:
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
     fd = -1
+    created: list[str] = []  # folders this call made: removed again when it fails
     try:
-        why = _folders(directory, os.path.abspath(root) if root else "") or _unsafe_file(path)
+        why = _folders(directory, os.path.abspath(root) if root else "", created) or _unsafe_file(path)
         if why:
             raise UnsafePath(f"Could not write the secret file {path}: {why}.")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -133,10 +135,10 @@ def write_private(path: str, content: str, *, root: str = "") -> None:
         fd = -1
         os.replace(temp, path)
     except OSError as exc:
-        _discard(fd, temp)
+        _discard(fd, temp, created)
         raise TaskError(f"Could not write the secret file {path}: {_cause(exc)}.") from exc
     except BaseException:
-        _discard(fd, temp)
+        _discard(fd, temp, created)
         raise
 
 
@@ -155,9 +157,12 @@ def _unsafe_file(path: str) -> str:
     return ""
 
 
-def _discard(fd: int, temp: str) -> None:
+def _discard(fd: int, temp: str, created: list[str]) -> None:
     if fd >= 0:
         with contextlib.suppress(OSError):
             os.close(fd)
     with contextlib.suppress(OSError):
         os.remove(temp)
+    for folder in reversed(created):  # only empty ones: a file another write put there stays
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

@@ -190,6 +190,13 @@ def _publish(agent: AgentEnv, out: AgentOutput, record: RunRecord) -> None:
         return
     try:
         out.upload_summary(summary.write(record, temp, out.redact))
+    except ImportError as exc:
+        from .. import missing_compiled
+
+        if not missing_compiled(exc.name or ""):
+            out.warning(f"Could not write the run summary: {type(exc).__name__}: {exc}")
+        else:  # an agent with no bundled build: jinja2 needs MarkupSafe's, and the run itself is fine
+            out.debug(f"No run summary: it needs {missing_compiled(exc.name or '')}, not bundled for this agent.")
     except Exception as exc:  # the summary must never hide the run's own result
         out.warning(f"Could not write the run summary: {type(exc).__name__}: {exc}")
     try:
