@@ -12,6 +12,7 @@ NO_PROXY send a request direct, which here must fail: that is how the tests show
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ import pytest
 
 from tests.conftest import Vaulted
 from tests.harness import LAUNCHER, ROOT, AgentJob, TaskRun, parse_line
+from tests.helperjob import AwsHelperJob
 from tests.openbao import OpenBao
 from tests.proxy import Namespace, TinyProxy, ensure_tinyproxy
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
-from tests.test_aws_e2e import aws_job
+from tests.test_aws_e2e import aws_job as aws_step
 from tests.test_gcp import GcpWorld, gcp  # noqa: F401 - the Google Cloud stand-in fixture
+from tests.test_helper import aws_job, expire_cache  # noqa: F401 - the refreshing AWS profile's job fixture
 from tests.test_vault import make_world as vault_world
 
 POST_JS = ROOT / "task" / "post.js"
@@ -113,7 +116,7 @@ def ok(run: TaskRun) -> None:
 
 def test_a_direct_request_fails(egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
     """Without a proxy the task cannot reach the stand-ins: the namespace has no direct way out."""
-    run = egress.run(aws_job(job, ado, moto_url), {})
+    run = egress.run(aws_step(job, ado, moto_url), {})
     assert run.failed and run.variables == {}
     assert len(run.errors) == 1 and "Could not reach Azure DevOps" in run.errors[0], run.errors
     assert "Connection refused" in run.errors[0] or "ConnectionError" in run.errors[0]
@@ -124,7 +127,7 @@ def test_a_direct_request_fails(egress: Egress, ado: AzureDevOps, job: AgentJob,
 
 
 def test_aws_through_the_agent_proxy(egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
-    run = egress.run(aws_job(job, ado, moto_url, awsRegion="eu-west-1"), egress.agent_proxy())
+    run = egress.run(aws_step(job, ado, moto_url, awsRegion="eu-west-1"), egress.agent_proxy())
     ok(run)
     assert run.variables["AWS_ACCESS_KEY_ID"]
     assert egress.served(ado.base_url) and egress.served(moto_url)
@@ -184,7 +187,7 @@ def test_vault_and_its_post_job_revocation_through_the_agent_proxy(
 
 
 def test_https_proxy_and_http_proxy_variables(egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
-    run = egress.run(aws_job(job, ado, moto_url), egress.standard_proxy())
+    run = egress.run(aws_step(job, ado, moto_url), egress.standard_proxy())
     ok(run)
     assert egress.served(ado.base_url) and egress.served(moto_url)
     assert_password_never_printed(run, egress.proxy.password)
@@ -193,7 +196,7 @@ def test_https_proxy_and_http_proxy_variables(egress: Egress, ado: AzureDevOps, 
 def test_no_proxy_sends_a_request_direct(egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str) -> None:
     """NO_PROXY naming the stand-ins' address: requests go direct, which here cannot work. (NO_PROXY matches
     host names and addresses, not ports, in requests as in curl.)"""
-    run = egress.run(aws_job(job, ado, moto_url), egress.standard_proxy(NO_PROXY="127.0.0.1"))
+    run = egress.run(aws_step(job, ado, moto_url), egress.standard_proxy(NO_PROXY="127.0.0.1"))
     assert run.failed and run.variables == {}, run.text
     assert len(run.errors) == 1 and "Could not reach Azure DevOps" in run.errors[0], run.errors
     assert not egress.served(ado.base_url)
@@ -205,7 +208,7 @@ def test_the_agent_bypass_list_is_regular_expressions(
     """Agent.ProxyBypassList holds regular expressions matched against the URL, as the agent's task library
     does: the one matching STS's port sends it direct (and fails here); Azure DevOps still goes through."""
     port = urlsplit(moto_url).port
-    run = egress.run(aws_job(job, ado, moto_url), egress.agent_proxy(bypass=[rf"^http://127\.0\.0\.\d+:{port}"]))
+    run = egress.run(aws_step(job, ado, moto_url), egress.agent_proxy(bypass=[rf"^http://127\.0\.0\.\d+:{port}"]))
     assert run.failed and run.variables == {}, run.text
     assert len(run.errors) == 1 and "Could not reach AWS STS" in run.errors[0], run.errors
     assert egress.served(ado.base_url)
@@ -216,7 +219,7 @@ def test_a_wrong_proxy_password_is_explained_and_never_printed(
     egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str
 ) -> None:
     wrong = "wrong-proxy-password-42"
-    run = egress.run(aws_job(job, ado, moto_url), egress.agent_proxy(password=wrong))
+    run = egress.run(aws_step(job, ado, moto_url), egress.agent_proxy(password=wrong))
     assert run.failed and run.variables == {}
     assert len(run.errors) == 1, run.errors
     assert run.errors[0].startswith(f"The proxy {egress.proxy.url} refused the request to Azure DevOps at "), run.errors
@@ -229,9 +232,38 @@ def test_without_the_custom_ca_bundle_tls_through_the_proxy_is_refused(
     egress: Egress, ado: AzureDevOps, job: AgentJob, moto_url: str
 ) -> None:
     """The stand-ins' certificates come from a private CA: trusted only through REQUESTS_CA_BUNDLE."""
-    aws_job(job, ado, moto_url)
+    aws_step(job, ado, moto_url)
     del job.env["REQUESTS_CA_BUNDLE"]
     run = egress.run(job, egress.agent_proxy())
     assert run.failed and run.variables == {}
     assert len(run.errors) == 1 and "TLS verification failed for Azure DevOps" in run.errors[0], run.errors
     assert "REQUESTS_CA_BUNDLE" in run.errors[0]
+
+
+# ------------------------------------------------------------------------------ the credential helper
+
+
+@pytest.mark.parametrize("how", ["agent proxy", "HTTPS_PROXY"])
+def test_the_aws_credential_helper_refreshes_through_the_proxy(
+    egress: Egress,
+    aws_job: AwsHelperJob,  # noqa: F811
+    how: str,
+) -> None:
+    """A later step's SDK runs the profile's credential_process after the cache expired: the fresh OIDC token
+    and the STS exchange go through the proxy, and without it they cannot go anywhere."""
+    aws_job.start()
+    expire_cache(aws_job)
+    argv = egress.ns.argv(*shlex.split(aws_job.credential_process))
+    proxy = egress.agent_proxy() if how == "agent proxy" else egress.standard_proxy()
+
+    def helper(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        env = aws_job.step_env(**extra)
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    direct = helper({})
+    assert direct.returncode != 0 and "Could not reach Azure DevOps" in direct.stderr, direct.stderr
+    done = helper(proxy)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["AccessKeyId"]
+    assert egress.served(aws_job.ado.base_url) and egress.served(aws_job.sts_url)
+    assert egress.proxy.password not in done.stdout + done.stderr + direct.stdout + direct.stderr
