@@ -349,3 +349,88 @@ def test_interpreter_discovery_per_platform(platform: str, tried: list[str]) -> 
         check=True,
     )
     assert json.loads(done.stdout) == tried
+
+
+def windows_argv(line: str) -> list[str]:
+    """How a Windows program's C runtime (CommandLineToArgvW) splits a command line: the program name up to
+    its closing quote; then backslashes are literal unless they precede a quote (2n: n backslashes and the
+    quote delimits; 2n+1: n backslashes and a literal quote), and "" inside quotes is a literal quote."""
+    i, n, args = 0, len(line), []
+    while i < n and line[i] in " \t":
+        i += 1
+    if line[i] == '"':
+        end = line.index('"', i + 1)
+        args.append(line[i + 1 : end])
+        i = end + 1
+    else:
+        end = i
+        while end < n and line[end] not in " \t":
+            end += 1
+        args.append(line[i:end])
+        i = end
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n:
+            return args
+        current, quoted = "", False
+        while i < n:
+            c = line[i]
+            if c == "\\":
+                k = i
+                while k < n and line[k] == "\\":
+                    k += 1
+                count = k - i
+                if k < n and line[k] == '"':
+                    current += "\\" * (count // 2)
+                    if count % 2:
+                        current += '"'
+                        k += 1
+                    i = k
+                else:
+                    current += "\\" * count
+                    i = k
+                continue
+            if c == '"':
+                if quoted and i + 1 < n and line[i + 1] == '"':
+                    current += '"'
+                    i += 2
+                    continue
+                quoted = not quoted
+                i += 1
+                continue
+            if c in " \t" and not quoted:
+                break
+            current += c
+            i += 1
+        args.append(current)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            r"C:\hostedtoolcache\windows\Python\3.12.7\x64\python.exe",
+            r"D:\a\_work\_tasks\OidcCredentials_0b2f\1.0.0\task\entry.py",
+            "helper",
+            "aws",
+            r"D:\a\_work\_temp\oidc-credentials\helper-41e2\helper.json",
+        ],
+        [
+            r"C:\Program Files\Python312\python.exe",
+            r"E:\agent work (x86)\_tasks\a&b^c\task\entry.py",
+            "helper",
+            "aws",
+            r"E:\agent work (x86)\_temp\oidc-credentials\hélper 1\helper.json",
+        ],
+    ],
+    ids=["hosted", "spaces-and-cmd-characters"],
+)
+def test_the_windows_helper_command_line_reads_back_as_windows_splits_it(argv: list[str]) -> None:
+    """The AWS helper's credential_process on a Windows agent (helper_setup.command_line, windows=True):
+    the C runtime of python.exe gets back exactly the arguments, spaces, parentheses, & and ^ included."""
+    from oidc_credentials import helper_setup
+
+    line = helper_setup.command_line(argv, windows=True)
+    assert windows_argv(line) == argv
+    assert windows_argv('"C:\\p q\\python.exe" "a\\\\" b\\"c "x""y"') == ["C:\\p q\\python.exe", "a\\", 'b"c', 'x"y']
