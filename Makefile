@@ -34,7 +34,7 @@ typecheck: setup
 	$(BIN)/mypy
 	$(BIN)/mypy --python-version 3.10 packaging/*.py
 
-PACKAGE_TESTS := tests/test_package.py tests/test_package_select.py
+PACKAGE_TESTS := tests/test_package.py tests/test_package_select.py tests/test_package_platforms.py
 
 # Unit tests need no .vsix; the package tests run the task from the extracted .vsix, so they build it first.
 unit: setup

@@ -17,7 +17,10 @@ How:
 3. Every top-level entry of every target (a package folder, a module, a ``.dist-info``) is hashed;
    identical entries are stored once, in the group named after the set of targets that use it, so a
    target's ``sys.path`` is a handful of folders and no package is ever split across two of them.
-4. Checks: every ``Requires-Dist`` of every bundled distribution (markers evaluated for the target)
+4. The manifest names, per Python, the platform-independent groups (``portable``): an agent with no
+   bundled build (musl, 32-bit ARM, a newer Python) runs the providers that need no compiled code from
+   them, and ``compiled`` names the distributions it then lacks, for the one error of those that do.
+5. Checks: every ``Requires-Dist`` of every bundled distribution (markers evaluated for the target)
    is met inside that target, and no target sees two copies of a top-level name.
 """
 
@@ -499,10 +502,42 @@ class Layout:
     manifest: dict[str, object]
 
 
+def import_owners(installs: Iterable[Path]) -> dict[str, str]:
+    """Top-level import name -> the distribution that installs it (read before the RECORDs are dropped)."""
+    owners: dict[str, str] = {}
+    for folder in installs:
+        for dist in read_dists(folder).values():
+            for rel in dist.files:
+                top = rel.split("/")[0]
+                if top != dist.info_dir and not top.endswith(".dist-info"):
+                    owners.setdefault(top.split(".")[0], dist.name)
+    return owners
+
+
+def portable_paths(groups: dict[str, frozenset[Target]], targets: Iterable[Target]) -> dict[str, list[str]]:
+    """Per Python: the groups every platform's target of that Python uses, i.e. platform-independent code.
+
+    An agent whose platform has no bundled build runs from these (``portable`` in the manifest)."""
+    by_python: dict[str, set[Target]] = defaultdict(set)
+    for target in targets:
+        by_python[target.python].add(target)
+    return {
+        python: sorted((n for n, ts in groups.items() if members <= ts), key=lambda n: (len(groups[n]), n))
+        for python, members in sorted(by_python.items())
+    }
+
+
 def build_layout(
-    installs: dict[Target, Path], out: Path, requirements: list[str], requires: dict[Target, dict[str, list[int]]]
+    installs: dict[Target, Path],
+    out: Path,
+    requirements: list[str],
+    requires: dict[Target, dict[str, list[int]]],
+    owners: dict[str, str] | None = None,
 ) -> Layout:
-    """Store every distinct top-level entry once, in the group of the targets that use it."""
+    """Store every distinct top-level entry once, in the group of the targets that use it.
+
+    The manifest also says, per Python, which groups are platform-independent (``portable``) and which
+    top-level imports exist only in platform builds (``compiled``: import name -> distribution)."""
     users: dict[tuple[str, str], set[Target]] = defaultdict(set)  # (entry name, digest) -> targets
     source: dict[tuple[str, str], Path] = {}
     imports: set[str] = set()
@@ -542,8 +577,15 @@ def build_layout(
                 if entry.name in seen:
                     raise BundleError(f"{target.key} would see two copies of {entry.name}")
                 seen.add(entry.name)
+    portable = portable_paths(groups, installs)
+    everywhere = {
+        entry.name.split(".")[0] for names in portable.values() for n in names for entry in (out / n).iterdir()
+    }
+    compiled = sorted(i for i in imports if i not in everywhere)
     manifest: dict[str, object] = {
         "format": 1,
+        "portable": portable,
+        "compiled": {name: (owners or {}).get(name, name) for name in compiled},
         "platforms": {p: label for p, (_, label) in PLATFORMS.items()},
         "pythons": list(PYTHONS),
         "targets": manifest_targets,
@@ -618,6 +660,7 @@ def bundle(build_dir: Path = ROOT / "build", say: Callable[[str], None] = print)
                     if other is not None and other.version == dist.version and other.tags != dist.tags:
                         _remove_dist(installs[target], other)
                         _copy_dist(installs[oldest], dist, installs[target])
+        owners = import_owners(installs.values())
         requires: dict[Target, dict[str, list[int]]] = {}
         problems: list[str] = []
         for target, folder in installs.items():
@@ -635,7 +678,7 @@ def bundle(build_dir: Path = ROOT / "build", say: Callable[[str], None] = print)
             say(f"deps: stripped symbol tables from Linux extension modules ({saved / 1e6:.1f} MB unpacked)")
         else:
             say("deps: llvm-strip not found; Linux extension modules keep their symbol tables (a larger .vsix)")
-        layout = build_layout(installs, work / "layout", requirements, requires)
+        layout = build_layout(installs, work / "layout", requirements, requires, owners)
         (work / "layout" / "lock.txt").write_text(locked.read_text(), encoding="utf-8")
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(final.parent / "layout", ignore_errors=True)

@@ -13,7 +13,14 @@ The manifest (written by ``packaging/bundle_deps.py``) holds
 ``targets``: ``"<platform>-cp<XY>"`` -> ``{"path": [folder, ...], "requires": {"glibc": [2, 17]} or
 {"macos": [11, 0]} or {}}``; ``platforms``: ``<platform>`` -> label; ``pythons``: ``["3.9", ...]``;
 ``imports``: the top-level import names of every bundled distribution; ``requirements``: the task's
-dependency specifiers.
+dependency specifiers; ``portable``: ``"3.X"`` -> the groups every platform of that Python shares
+(platform-independent, pure-Python code); ``compiled``: import name -> distribution, for what only the
+platform builds hold.
+
+An agent with no bundled build (musl/Alpine, 32-bit ARM, a Python newer than the bundle, an old glibc)
+runs from the ``portable`` groups of the nearest bundled Python: every provider that needs no compiled
+code works there. :data:`LIMITED` then describes what is missing, and the task names it in the one error
+of a provider that needs it (Azure and Key Vault: azure-identity needs cryptography and cffi).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from typing import Any
 MANIFEST = "manifest.json"
 
 Facts = dict[str, Any]
+
+
+#: set by select() when it falls back to the portable groups: {"agent", "supported", "compiled", "python"}
+LIMITED: dict[str, Any] = {}
 
 
 class UnsupportedPlatform(RuntimeError):
@@ -187,6 +198,17 @@ def select(deps_dir: str, facts: Facts | None = None) -> list[str]:
     if _own_packages(manifest):
         return []
     python = facts.get("executable") or "python"
+    portable = _portable(deps_dir, manifest, facts)
+    if portable and (target is None or _too_old(target.get("requires") or {}, facts)):
+        LIMITED.clear()
+        LIMITED.update(
+            agent=describe(facts),
+            supported=supported(manifest),
+            compiled=dict(manifest.get("compiled") or {}),
+            python=python,
+            problem=problem,
+        )
+        return portable
     requirements = " ".join(f'"{r}"' for r in manifest.get("requirements", []))
     raise UnsupportedPlatform(
         f"OidcCredentials cannot load its Python dependencies: {problem}. It bundles them for "
@@ -195,3 +217,17 @@ def select(deps_dir: str, facts: Facts | None = None) -> list[str]:
         f"({python} -m pip install {requirements}) and set the pipeline variable OIDC_CREDENTIALS_PYTHON "
         f"to {python}."
     )
+
+
+def _portable(deps_dir: str, manifest: dict[str, Any], facts: Facts) -> list[str]:
+    """The platform-independent folders for the nearest bundled Python (the newest not newer than this one,
+    else the oldest), or [] when the manifest has none or they are missing."""
+    table: dict[str, list[str]] = manifest.get("portable") or {}
+    if not table:
+        return []
+    running = list(facts["version"])
+    versions = sorted(table, key=lambda v: [int(x) for x in v.split(".")])
+    fitting = [v for v in versions if [int(x) for x in v.split(".")] <= running]
+    chosen = fitting[-1] if fitting else versions[0]
+    folders = [os.path.join(deps_dir, name) for name in table[chosen]]
+    return folders if folders and all(os.path.isdir(f) for f in folders) else []

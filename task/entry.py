@@ -28,14 +28,16 @@ def _fail(message, mode=DEFAULT_MODE):
 
 
 def _bundled_deps(here):
-    """Folders of bundled runtime dependencies for this interpreter, most specific first."""
+    """(folders of bundled runtime dependencies for this interpreter, most specific first; what is missing
+    when only the platform-independent part fits this agent, else {})."""
     hook = os.path.join(here, "deps", "select.py")
     if not os.path.isfile(hook):
-        return []
+        return [], {}
     namespace = {"__file__": hook}
     with open(hook) as handle:
         exec(compile(handle.read(), hook, "exec"), namespace)
-    return namespace["select"](os.path.join(here, "deps"))
+    folders = namespace["select"](os.path.join(here, "deps"))
+    return folders, dict(namespace.get("LIMITED") or {})
 
 
 def main(argv=None):
@@ -51,19 +53,24 @@ def main(argv=None):
             pass
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        extra = _bundled_deps(here)
+        extra, limited = _bundled_deps(here)
     except Exception as exc:  # an unsupported platform says so in one line
         _fail(str(exc), mode)
     if os.environ.get("SYSTEM_DEBUG", "").lower() == "true" and mode != "helper":
         chosen = ", ".join(os.path.basename(path) for path in extra) or "none"
         line = "Python %s at %s; bundled dependency folders: %s" % (sys.version.split()[0], sys.executable, chosen)
-        sys.stdout.write("##vso[task.debug]" + line.replace("%", "%AZP25") + "\n")
+        if limited:
+            line += " (platform-independent part only: %s)" % limited.get("problem", "")
+        sys.stdout.write("##vso[task.debug]" + escape(line) + "\n")
     for path in reversed([here] + extra):
         if path not in sys.path:
             sys.path.insert(0, path)
     try:
+        import oidc_credentials
         from oidc_credentials import install_hint
         from oidc_credentials.modes import run
+
+        oidc_credentials.LIMITED_DEPENDENCIES.update(limited)
     except ImportError as exc:
         _fail(
             "OidcCredentials could not load its Python package (%s) with %s: the task folder is incomplete. "

@@ -401,11 +401,13 @@ def test_this_machines_folder_missing_fails_in_one_line(
 def test_platform_not_bundled_names_platform_and_fix(
     vsix: Path, tmp_path: Path, ado: AzureDevOps, job: AgentJob, moto_url: str
 ) -> None:
-    """A bundle without this platform (the manifest lists no build for it): one line, the platform, the fix."""
+    """A bundle without this platform (the manifest lists no build for it) and without a portable part: one
+    line, the platform, the fix. (With the portable part, see tests/test_package_platforms.py.)"""
     agent = Agent(vsix, tmp_path, bare_python("current", tmp_path))
     key = agent.target_key()
     manifest = agent.manifest()
     del manifest["targets"][key]  # type: ignore[attr-defined]
+    del manifest["portable"]
     (agent.deps / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     conn = ado.add_connection("aws-prod")
     job.inputs(provider="aws", awsConnection=conn.id).endpoint(

@@ -14,6 +14,21 @@ __version__ = "1.0.0"
 REQUIREMENTS = ("requests>=2.31", "pyjwt>=2.8", "azure-identity>=1.17", "jinja2>=3.1")
 
 
+#: set by task/entry.py when this agent's platform has no bundled build and the task runs from the
+#: platform-independent part of the bundle: {"agent", "supported", "compiled": {import: distribution},
+#: "python", "problem"}; empty otherwise
+LIMITED_DEPENDENCIES: dict[str, object] = {}
+
+
+def missing_compiled(name: str) -> str:
+    """The distribution with compiled code behind a failed import of ``name`` that this agent's platform
+    has no bundled build of ("" when that is not why the import failed)."""
+    compiled = LIMITED_DEPENDENCIES.get("compiled")
+    if not name or not isinstance(compiled, dict):
+        return ""
+    return str(compiled.get(name.split(".")[0], ""))
+
+
 def install_hint(python: str) -> str:
     """The command that installs the runtime dependencies into ``python``."""
     return f"{python} -m pip install " + " ".join(f'"{r}"' for r in REQUIREMENTS)

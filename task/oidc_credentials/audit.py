@@ -202,7 +202,7 @@ def write(doc: dict[str, Any], folder: str, provider: str) -> str:
 
     name = f"oidc-credentials-audit-{re.sub(r'[^a-z0-9]', '', provider) or 'run'}-{uuid.uuid4().hex[:12]}.json"
     path = os.path.join(folder, name)
-    write_private(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    write_private(path, json.dumps(doc, indent=2, sort_keys=False) + "\n", root=folder)
     return path
 
 

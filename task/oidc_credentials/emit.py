@@ -136,12 +136,13 @@ def check(outcome: Outcome) -> None:
             )
 
 
-def write_files(outcome: Outcome) -> list[str]:
-    """Write every file of the outcome, or none: on a failure the ones already written are removed."""
+def write_files(outcome: Outcome, root: str = "") -> list[str]:
+    """Write every file of the outcome (inside ``root`` when given), or none: on a failure the ones already
+    written are removed."""
     written: list[str] = []
     try:
         for file in outcome.files:
-            write_private(file.path, file.content)
+            write_private(file.path, file.content, root=root)
             written.append(file.path)
     except TaskError:
         _remove(written)  # all files or none, like the variables
@@ -162,11 +163,13 @@ def emit(
     publish_outputs: bool,
     record: RunRecord | None = None,
     keep: Callable[[list[str]], None] | None = None,
+    root: str = "",
 ) -> list[str]:
     """Emit an outcome whole; returns the files written (also added to ``record``).
 
     ``keep(written)`` runs after the files are written and before any variable is set (the task saves the
-    post-job state there); when it fails, the files are removed again and nothing is set.
+    post-job state there); when it fails, the files are removed again and nothing is set. ``root``: the folder
+    every file must lie in (``Agent.TempDirectory``).
     """
     check(outcome)
     for var in outcome.variables:
@@ -174,7 +177,7 @@ def emit(
             out.set_secret(var.value)
     for value in outcome.secrets:
         out.set_secret(value)
-    written = write_files(outcome)
+    written = write_files(outcome, root)
     if keep is not None:
         try:
             keep(written)

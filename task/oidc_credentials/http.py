@@ -15,8 +15,13 @@ Policy, for every request:
   retries have theirs (``RetryPolicy.deadline``); and the whole task has one (:class:`Deadline`, input
   ``timeoutSeconds``) that no request outlives. A stalled request fails naming its service.
 - Network settings (:class:`NetworkSettings`): the CA bundle of ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``
-  and the agent's proxy (``Agent.ProxyUrl``, its credentials and bypass list) unless the standard proxy
-  variables are set, which requests then honours itself.
+  and the agent's proxy (``Agent.ProxyUrl``, ``Agent.ProxyUsername``/``Agent.ProxyPassword``) unless the
+  standard proxy variables are set, which requests then honours itself (``HTTPS_PROXY``, ``HTTP_PROXY``,
+  ``NO_PROXY``). ``Agent.ProxyBypassList`` is what the agent hands tasks: a JSON list of regular
+  expressions, each searched (ignoring case) in the request's URL as the agent's task library does, and
+  in its ``scheme://host[:port]`` and host. The proxy password, in every form a tool might print, is
+  registered with the masker before anything else is printed (:func:`proxy_secrets`). A proxy that
+  refuses a tunnel for good (401/407: its credentials; 403: its policy) fails at once, naming the fix.
 
 The one exception is the Entra exchange: azure-identity's ``ClientAssertionCredential`` sends it with
 its own transport (azure-core over requests), because it owns the token protocol, caching and the
@@ -205,8 +210,10 @@ class NetworkSettings:
         """The agent's proxy settings for ``url`` (None: leave it to HTTPS_PROXY/NO_PROXY)."""
         if not self.agent_proxy:
             return None
-        host = urlsplit(url).hostname or ""
-        if any(p.search(host) or p.search(url) for p in self.bypass):
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+        if any(p.search(url) or p.search(origin) or p.search(host) for p in self.bypass):
             return {"http": "", "https": ""}
         return {"http": self.agent_proxy, "https": self.agent_proxy}
 
@@ -365,6 +372,10 @@ class Http:
                     ) from exc
                 except self._requests.exceptions.RequestException as exc:
                     host = urlsplit(url).hostname or ""
+                    refusal = _proxy_refusal(exc) if isinstance(exc, self._requests.exceptions.ProxyError) else None
+                    if refusal is not None:  # the proxy answered: retrying cannot change its mind
+                        notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
+                        raise self._proxy_refused(service, url, *refusal) from exc
                     if not isinstance(exc, self._requests.exceptions.ProxyError) and _name_not_resolved(exc):
                         # A name that does not resolve now will not resolve in a second either: say so at once.
                         notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
@@ -377,6 +388,8 @@ class Http:
                     problem = f"{type(exc).__name__}: {_short(exc)}"
                 status = response.status if response is not None else None
                 notify(RequestEvent(service, method, _bare(url), status, self._clock() - sent, attempt))
+                if response is not None and response.status == 407 and self.network.proxied(url):
+                    raise self._proxy_refused(service, url, 407, "Proxy Authentication Required")
                 if response is not None:
                     wants_retry = is_retryable_status(response.status) or bool(retry_if and retry_if(response))
                     if not wants_retry:
@@ -403,6 +416,36 @@ class Http:
                     f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
                 )
                 self._sleep(delay)
+
+    def proxy_origin(self, url: str) -> str:
+        """The proxy a request to ``url`` goes through, without its credentials ("" for none)."""
+        proxies = self.network.proxies_for(url)
+        if proxies is None:
+            proxies = self._requests.utils.get_environ_proxies(url)
+        chosen = proxies.get(urlsplit(url).scheme) or ""
+        if not chosen:
+            return ""
+        parts = urlsplit(chosen if "://" in chosen else "http://" + chosen)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+    def _proxy_refused(self, service: str, url: str, status: int, reason: str) -> ExchangeError:
+        proxy = self.proxy_origin(url) or "the proxy"
+        if status in (401, 407):
+            fix = (
+                "it did not accept the proxy credentials. Check the agent's proxy user name and password "
+                "(Agent.ProxyUsername and Agent.ProxyPassword, set when the agent was configured with --proxyurl), "
+                "or the user and password in HTTPS_PROXY"
+            )
+        else:
+            fix = (
+                f"it does not allow connections to {_origin(url)}. Ask the proxy's administrator to allow it, or list "
+                "the host in the agent's proxy bypass list (or NO_PROXY) if it is reachable without the proxy"
+            )
+        return ExchangeError(
+            f"The proxy {proxy} refused the request to {service} at {_origin(url)} ({status} {reason}): {fix}.",
+            service=service,
+            code="ProxyRefused",
+        )
 
     @contextlib.contextmanager
     def _under_way(self, service: str, url: str) -> Iterator[None]:
@@ -502,6 +545,19 @@ def _name_not_resolved(exc: BaseException) -> bool:
     return False
 
 
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3}) ?([^'\")]*)")
+
+
+def _proxy_refusal(exc: BaseException) -> tuple[int, str] | None:
+    """(status, reason) when the proxy itself refused a tunnel for good (401, 403, 407), else None: an
+    unreachable proxy or a 5xx from it may pass, and is retried like any network error."""
+    found = _TUNNEL_FAILED.search(repr(exc))
+    if found is None:
+        return None
+    status = int(found[1])
+    return (status, found[2].strip()) if status in (401, 403, 407) else None
+
+
 def resolves(host: str, port: int = 443) -> bool:
     """Whether ``host`` resolves here (a DNS lookup, no connection)."""
     try:
@@ -538,6 +594,30 @@ def _agent_proxy(env: Mapping[str, str]) -> str:
         creds = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
         url = f"{parts.scheme}://{creds}@{parts.netloc}{parts.path}"
     return url
+
+
+def proxy_secrets(env: Mapping[str, str]) -> list[str]:
+    """The proxy password in every form a tool might print: as given, URL-encoded (inside a proxy URL) and as
+    the ``Proxy-Authorization: Basic`` value; for the agent's proxy and for credentials in HTTPS_PROXY and
+    HTTP_PROXY. Registered with the masker before anything else is printed."""
+    import base64
+    from urllib.parse import unquote
+
+    found: list[tuple[str, str]] = []
+    password = env.get("AGENT_PROXYPASSWORD") or env.get("SECRET_AGENT_PROXYPASSWORD") or ""
+    if password:
+        found.append((env.get("AGENT_PROXYUSERNAME") or "", password))
+    for key in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        parts = urlsplit((env.get(key) or "").strip())
+        if parts.password:
+            found.append((unquote(parts.username or ""), unquote(parts.password)))
+    forms: list[str] = []
+    for user, secret in found:
+        basic = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+        for form in (secret, quote(secret, safe=""), basic):
+            if form and form not in forms and "\n" not in form and "\r" not in form:
+                forms.append(form)
+    return forms
 
 
 def _bypass_patterns(env: Mapping[str, str]) -> list[re.Pattern[str]]:

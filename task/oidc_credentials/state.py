@@ -64,8 +64,9 @@ def new_state_path(temp_directory: str) -> str:
     return os.path.join(temp_directory, FOLDER, uuid.uuid4().hex, "state.json")
 
 
-def save(state: PostState, path: str) -> None:
-    write_private(path, state.to_json())
+def save(state: PostState, path: str, root: str = "") -> None:
+    """Write the state (0600, inside ``root`` when given: Agent.TempDirectory)."""
+    write_private(path, state.to_json(), root=root)
 
 
 def load(path: str) -> PostState:

@@ -88,5 +88,5 @@ def write(record: RunRecord, folder: str, redact: Callable[[str], str]) -> str:
 
     title = TITLES.get(record.provider, "run")
     path = os.path.join(folder, f"oidc-credentials-{record.run_uid[:12]}", f"OidcCredentials {title}.md")
-    write_private(path, redact(render(record)))
+    write_private(path, redact(render(record)), root=folder)
     return path

@@ -16,13 +16,31 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from .. import install_hint
+from .. import LIMITED_DEPENDENCIES, install_hint, missing_compiled
 from ..agent import AgentEnv
 from ..errors import TaskError
 from ..vso import AgentOutput, NeutralisingStream
 
 OK = 0
 FAILED = 1
+
+
+def missing_build(exc: ImportError) -> str:
+    """The one error for a provider that needs compiled code on an agent with no bundled build of it ("" when
+    that is not the cause): what is missing, what does run here, and the fix."""
+    dist = missing_compiled(exc.name or "")
+    if not dist:
+        return ""
+    facts = LIMITED_DEPENDENCIES
+    python = str(facts.get("python") or sys.executable)
+    return (
+        f"This provider needs {dist}, which has compiled code, and the task bundles that only for "
+        f"{facts.get('supported')}; this agent runs {facts.get('agent')}. The providers that need no compiled "
+        f"code (AWS, Google Cloud, Vault) run here; Azure and Key Vault need azure-identity, which needs {dist}. "
+        "Fix: run this step on one of those platforms (on a hosted agent, add a UsePythonVersion@0 step with "
+        f"versionSpec '3.12' before it), or install the dependencies into this Python ({install_hint(python)}) "
+        f"and set the pipeline variable OIDC_CREDENTIALS_PYTHON to {python}."
+    )
 
 
 def run_in_agent(
@@ -36,6 +54,10 @@ def run_in_agent(
     """Run ``work`` behind the one boundary; ``on_failure`` sees the exception before it is reported."""
     agent = AgentEnv(os.environ if env is None else env)
     out = AgentOutput(stdout or sys.stdout, debug=agent.debug)
+    from ..http import proxy_secrets  # the proxy password, registered before anything could print it
+
+    for value in proxy_secrets(agent.raw):
+        out.set_secret(value)
     real_stderr = stderr or sys.stderr
     guarded = NeutralisingStream(out, real_stderr)
     previous = sys.stderr
@@ -62,7 +84,7 @@ def run_in_agent(
     except ImportError as exc:
         if on_failure:
             on_failure(exc)
-        message = (
+        message = missing_build(exc) or (
             f"OidcCredentials could not load its Python dependency '{exc.name or exc}' with {sys.executable}. Use the "
             f"packaged task, or install the dependencies for this interpreter: {install_hint(sys.executable)}."
         )

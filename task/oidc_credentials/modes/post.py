@@ -17,6 +17,7 @@ from typing import TextIO
 from .. import __version__
 from ..agent import AgentEnv
 from ..errors import TaskError
+from ..files import inside
 from ..providers import Context, load
 from ..state import FOLDER, TASK_VARIABLE, PostState
 from ..state import load as load_state
@@ -40,10 +41,17 @@ def _state_path(agent: AgentEnv) -> str:
     return real
 
 
-def remove_files(state: PostState, out: AgentOutput) -> int:
-    """Delete each file the task wrote (a missing one is already gone); returns how many were deleted."""
+def remove_files(state: PostState, out: AgentOutput, temp: str = "") -> int:
+    """Delete each file the task wrote (a missing one is already gone); returns how many were deleted.
+
+    Only inside ``temp`` (Agent.TempDirectory) when given, where the task writes: a path elsewhere in the
+    state is left alone with a warning.
+    """
     removed = 0
     for path in state.files:
+        if temp and not inside(path, temp):
+            out.warning(f"Not deleting {path}: it is outside Agent.TempDirectory, where the task writes its files.")
+            continue
         try:
             os.remove(path)
             removed += 1
@@ -74,7 +82,7 @@ def run(agent: AgentEnv, out: AgentOutput) -> None:
         out.info("OidcCredentials post-job: the task recorded nothing to clean up.")
         return
     state = load_state(path)
-    removed = remove_files(state, out)
+    removed = remove_files(state, out, agent.variable("Agent.TempDirectory"))
     out.info(f"OidcCredentials post-job: deleted {removed} file(s) the task wrote.")
     if state.post:
         from ..http import Http

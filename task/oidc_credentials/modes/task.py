@@ -6,6 +6,7 @@ Its boundary (:func:`~oidc_credentials.modes.boundary.run_in_agent`) speaks ``##
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
@@ -39,7 +40,7 @@ def _post_state(agent: AgentEnv, out: AgentOutput, provider: str, outcome: Outco
             out.debug("Agent.TempDirectory is not set: the post-job step will not clean up after this step.")
             return
         path = new_state_path(temp)
-        save(state, path)
+        save(state, path, root=temp)
         out.command("task.settaskvariable", {"variable": TASK_VARIABLE}, path)
 
     return keep
@@ -88,6 +89,8 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
         provider_name = agent.input("provider", required=True)
         record.provider = provider_name.strip().lower()
         provider = load(provider_name)
+        for module in getattr(provider, "COMPILED_IMPORTS", ()):  # on an agent without them: one error, now
+            importlib.import_module(module)
         out.info(f"OidcCredentials {__version__}: provider {provider_name}")
         expect = preflight.read(agent)
         connection_id = agent.connection_id(provider.CONNECTION_INPUT)
@@ -133,6 +136,7 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
             publish_outputs=publish,
             record=record,
             keep=_post_state(agent, out, record.provider, outcome),
+            root=agent.variable("Agent.TempDirectory"),
         )
     if outcome.identity:
         out.info(
@@ -186,6 +190,13 @@ def _publish(agent: AgentEnv, out: AgentOutput, record: RunRecord) -> None:
         return
     try:
         out.upload_summary(summary.write(record, temp, out.redact))
+    except ImportError as exc:
+        from .. import missing_compiled
+
+        if not missing_compiled(exc.name or ""):
+            out.warning(f"Could not write the run summary: {type(exc).__name__}: {exc}")
+        else:  # an agent with no bundled build: jinja2 needs MarkupSafe's, and the run itself is fine
+            out.debug(f"No run summary: it needs {missing_compiled(exc.name or '')}, not bundled for this agent.")
     except Exception as exc:  # the summary must never hide the run's own result
         out.warning(f"Could not write the run summary: {type(exc).__name__}: {exc}")
     try:

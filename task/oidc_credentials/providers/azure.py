@@ -22,6 +22,10 @@ from ..text import parse_iso_utc
 from . import Context, Outcome, Variable
 from ._azure_common import PUBLIC, AccessToken, AzureConnection, exchange_tokens, read_connection
 
+#: what this provider imports that has compiled code (azure-identity needs cryptography and cffi),
+#: imported before any request so that an agent without a build of it fails at once, naming it
+COMPILED_IMPORTS = ("azure.identity",)
+
 TITLE = "Azure"
 CONNECTION_INPUT = "azureConnection"
 MAX_SCOPES = 10

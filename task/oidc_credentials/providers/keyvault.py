@@ -35,6 +35,10 @@ from .keyvault_client import (
     error_parts,
 )
 
+#: what this provider imports that has compiled code (azure-identity needs cryptography and cffi),
+#: imported before any request so that an agent without a build of it fails at once, naming it
+COMPILED_IMPORTS = ("azure.identity",)
+
 TITLE = "Key Vault"
 CONNECTION_INPUT = "azureConnection"
 #: plain variables named from the vault live under this prefix: KEYVAULT_FILE_<ALIAS>

@@ -585,7 +585,7 @@ def exchange(config: VaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
         + (f", namespace '{config.namespace.strip('/')}'" if config.namespace else "")
     )
     if config.ca_pem:  # Vault's CA is needed now; the emit step writes it again and records it for clean-up
-        write_private(config.ca_path, config.ca_pem)
+        write_private(config.ca_path, config.ca_pem, root=config.temp_dir)
     try:
         login, values = obtain(config, tokens, ctx)
     except BaseException:
@@ -634,7 +634,7 @@ def post(data: dict[str, Any], ctx: Context) -> None:
     if ca_pem:
         directory = ctx.agent.variable("Agent.TempDirectory") or "."
         temp = ca_path = os.path.join(directory, "oidc-credentials", f"vault-ca-post-{secrets.token_hex(6)}.pem")
-        write_private(temp, ca_pem)
+        write_private(temp, ca_pem, root=directory)
     try:
         revoke_job_token(
             ctx,
