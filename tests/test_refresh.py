@@ -55,13 +55,14 @@ def test_write_is_private_and_read_round_trips(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]  # no temporary file left behind
 
 
-def test_write_replaces_a_symbolic_link_instead_of_following_it(tmp_path: Path) -> None:
+def test_write_refuses_a_symbolic_link_and_never_follows_it(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
     link = tmp_path / "cache.json"
     link.symlink_to(victim)
-    refresh.write(str(link), refresh.Entry({}, 2.0, 1.0))
-    assert victim.read_text() == "keep" and not link.is_symlink()
+    with pytest.raises(refresh.CacheError, match="symbolic link"):
+        refresh.write(str(link), refresh.Entry({}, 2.0, 1.0))
+    assert victim.read_text() == "keep" and link.is_symlink()
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import TaskError
@@ -173,22 +173,14 @@ def write(path: str, entry: Entry) -> None:
 
 
 def write_text(path: str, text: str) -> None:
-    """Replace ``path`` by rename with a private file (0600) holding ``text``."""
-    temp = f"{path}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    """Replace ``path`` with a private file (0600) holding ``text``: :func:`files.write_private`'s rules."""
+    from .errors import TaskError
+    from .files import write_private
+
     try:
-        fd = os.open(temp, flags, 0o600)
-        try:
-            data = text.encode("utf-8")
-            while data:
-                data = data[os.write(fd, data) :]
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except OSError as exc:
-        with suppress(OSError):
-            os.remove(temp)
-        raise CacheError(f"could not write the credential cache {path}: {exc.strerror or exc}") from exc
+        write_private(path, text, root=os.path.dirname(os.path.abspath(path)))
+    except TaskError as exc:
+        raise CacheError(f"could not write the credential cache {path}: {exc.message}") from exc
 
 
 def _try_lock(fd: int) -> bool:
