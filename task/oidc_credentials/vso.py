@@ -85,7 +85,7 @@ def neutralise(text: str) -> str:
     cleaned = _drop_invisible(text)
     if not cleaned.isascii():
         folded = _drop_invisible(unicodedata.normalize("NFKC", cleaned))
-        if _COMMANDISH.search(folded) and not _COMMANDISH.search(cleaned):
+        if _COMMANDISH.search(folded):  # also when a plain command sits beside a full-width one
             cleaned = folded
     return _COMMANDISH.sub(lambda m: m.group(0)[:-1] + "(", cleaned)
 
@@ -140,8 +140,11 @@ class AgentOutput:
         return text
 
     def safe(self, text: str) -> str:
-        """Redacted and neutralised: what any free text goes through before it is printed."""
-        return neutralise(self.redact(text))
+        """Redacted and neutralised: what any free text goes through before it is printed.
+
+        Redacted again after neutralising: dropping an invisible character can join a secret echoed with one inside.
+        """
+        return self.redact(neutralise(self.redact(text)))
 
     def command(self, name: str, properties: Mapping[str, str | bool | None] | None = None, data: str = "") -> None:
         self._write(format_command(name, properties, data))
