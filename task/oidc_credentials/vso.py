@@ -105,6 +105,30 @@ def format_command(name: str, properties: Mapping[str, str | bool | None] | None
     return f"{COMMAND_PREFIX}{name}{props}]{escape_data(data)}"
 
 
+def derived_forms(value: str) -> list[str]:
+    """The forms other than itself a tool may print a secret in, when they differ from it: base64 (standard and
+    URL-safe, without the padding, so a padded or unpadded print matches), URL-encoded and JSON-escaped.
+
+    The agent's masker adds JSON and URI escapes of its own, but not base64; registering them all here also
+    lets :meth:`AgentOutput.redact` catch them. A multi-line value is not registered whole (see secret_vars).
+    """
+    if not value or "\n" in value or "\r" in value:
+        return []
+    import base64
+    import json
+    from urllib.parse import quote
+
+    raw = value.encode("utf-8")
+    forms = [
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+        quote(value, safe=""),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    ]
+    return [f for i, f in enumerate(forms) if f != value and f not in forms[:i]]
+
+
 def check_variable_name(name: str, *, allow_dash: bool = False) -> str | None:
     """Return why the agent would refuse this variable name, or None when it is fine.
 
@@ -151,12 +175,14 @@ class AgentOutput:
 
     # -- secrets and variables --------------------------------------------------------------
     def set_secret(self, value: str) -> None:
-        """Register a value with the agent's masker (once), before anything could print it."""
-        if not value or value in self._secrets:
-            return
-        self._secrets.append(value)
-        self._secrets.sort(key=len, reverse=True)
-        self.command("task.setsecret", None, value)
+        """Register a value and the forms a tool may print it in with the agent's masker (once each), before
+        anything could print them."""
+        for form in (value, *derived_forms(value)):
+            if not form or form in self._secrets:
+                continue
+            self._secrets.append(form)
+            self._secrets.sort(key=len, reverse=True)
+            self.command("task.setsecret", None, form)
 
     def set_variable(
         self,
