@@ -98,9 +98,9 @@ class _Faults:
             import struct
 
             sock = environ.get("werkzeug.socket")
-            if sock is not None:
+            if sock is not None:  # the handler's files keep the socket open: shut it down under them
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+                sock.shutdown(socket.SHUT_RDWR)
             raise ConnectionResetError("fault: reset")
         body = fault.body
         if "{request}" in body:
