@@ -8,10 +8,12 @@ Fault knob for every service: ``Server.fail_next(count, fault)`` answers the nex
 path contains ``fault.path``) with ``fault`` instead of the service: a status with a body and headers (429
 with or without ``Retry-After``, 5xx, an HTML page, truncated JSON, a wrong content type, or an echo of the
 request, credentials and all, as a hostile service might), after ``delay`` seconds, or a connection reset.
+``Server.throttle(fraction, retry_after)`` answers that fraction of all requests, at random, with 429.
 """
 
 from __future__ import annotations
 
+import random
 import ssl
 import tempfile
 import threading
@@ -79,16 +81,24 @@ class _Faults:
         self.app = app
         self.queue: list[Fault] = []
         self.injected = 0
+        self.requests = 0
+        #: (fraction of requests answered 429 at random, Retry-After or "" for none)
+        self.throttling: tuple[float, str] = (0.0, "")
         self._lock = threading.Lock()
         self._stopping = stopping
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         with self._lock:
+            self.requests += 1
             fault = next((f for f in self.queue if f.path in path), None)
             if fault is not None:
                 self.queue.remove(fault)
                 self.injected += 1
+            elif self.throttling[0] and random.random() < self.throttling[0]:  # noqa: S311 - not cryptographic
+                self.injected += 1
+                retry = {"Retry-After": self.throttling[1]} if self.throttling[1] else {}
+                fault = Fault(429, '{"error": {"code": "Throttled"}}', retry, "application/json")
         if fault is None:
             return self.app(environ, start_response)
         if fault.delay:
@@ -178,6 +188,10 @@ class Server:
     def dribble(self, seconds: float, *, body_only: bool = False) -> None:
         """Send each answer one byte every ``seconds`` (0: at once); ``body_only`` sends headers at once."""
         self._server.dribble_knob = (seconds, body_only)  # type: ignore[attr-defined]
+
+    def throttle(self, fraction: float, retry_after: str = "") -> None:
+        """Answer ``fraction`` of the requests from now on with 429 (``Retry-After: retry_after`` when given)."""
+        self.faults.throttling = (fraction, retry_after)
 
     def fail_next(self, count: int, fault: Fault | None = None) -> None:
         """Answer the next ``count`` matching requests with ``fault`` (default: 503 with an HTML page)."""
