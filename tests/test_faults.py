@@ -9,6 +9,7 @@ clear error; the whole run stays within the task's deadline; a failed run sets n
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,19 @@ def test_transient_faults_are_retried(request: pytest.FixtureRequest, service: s
         assert "retrying in 1." in run.text or "retrying in 2." in run.text  # Retry-After: 1 honoured
 
 
+@pytest.mark.parametrize("service", ["ado", "keyvault", "gcp-sts"])
+def test_a_connection_cut_during_tls_is_retried_not_called_a_certificate_problem(
+    request: pytest.FixtureRequest, service: str
+) -> None:
+    """A reset that lands in the TLS layer (SSLEOFError) is a dropped connection, retried like any other."""
+    scenario, server = _setup(request, service)
+    _inject(server, service, 3, Fault(reset=True))
+    run = scenario.run(False)
+    INJECTED["runs"] += 1
+    assert not run.failed, run.text
+    assert "TLS verification failed" not in run.text and server.faults.injected == 3
+
+
 @pytest.mark.parametrize("kind", list(FAIL_FAST))
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_permanent_faults_fail_at_once(request: pytest.FixtureRequest, service: str, kind: str) -> None:
@@ -178,3 +192,39 @@ def _report_figures() -> Iterator[None]:
     import sys
 
     sys.__stdout__.write(f"\nfault figures: {INJECTED}\n")
+
+
+def _tls_error(inner: BaseException) -> BaseException:
+    """What requests raises for a TLS failure: SSLError around urllib3's MaxRetryError around its SSLError."""
+    import requests
+    import urllib3
+
+    reason = urllib3.exceptions.SSLError(inner)
+    return requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/v1/token", reason=reason))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("inner", "retried"),
+    [
+        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)"), True),
+        (ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)"), True),
+        (ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), False),
+    ],
+)
+def test_tls_errors_are_classified(monkeypatch: pytest.MonkeyPatch, inner: BaseException, retried: bool) -> None:
+    """Regression: a connection cut inside TLS was reported as a certificate problem and not retried."""
+    from oidc_credentials.errors import ExchangeError
+    from oidc_credentials.http import Http
+
+    http = Http({}, sleep=lambda _s: None, jitter=lambda: 0.0)
+    calls = []
+
+    def fail(*_a: object, **_k: object) -> None:
+        calls.append(1)
+        raise _tls_error(inner)
+
+    monkeypatch.setattr(http._session, "request", fail)
+    with pytest.raises(ExchangeError) as caught:
+        http.request("POST", "https://sts.googleapis.com/v1/token", service="Google STS")
+    assert ("TLS verification failed" in caught.value.message) is not retried
+    assert len(calls) == (5 if retried else 1)
