@@ -246,6 +246,8 @@ def test_neutralising_stream_handles_partial_lines() -> None:
         ("ENDPOINT_X", False),
         ("Path.Thing", False),
         ("", False),
+        ("NAME\n", False),  # found by tests/test_fuzz.py: "$" in a pattern also matches before a final newline
+        ("my-db-password\n", False),
     ],
 )
 def test_check_variable_name(name: str, ok: bool) -> None:

@@ -134,7 +134,7 @@ def check_variable_name(name: str, *, allow_dash: bool = False) -> str | None:
 
     ``allow_dash`` admits ``-`` for names taken verbatim from a cloud (Key Vault secret names).
     """
-    if not name or not (_VERBATIM_NAME if allow_dash else _VARIABLE_NAME).match(name):
+    if not name or not (_VERBATIM_NAME if allow_dash else _VARIABLE_NAME).fullmatch(name):  # "$" admits a final \n
         return "a variable name may hold only letters, digits, '.' and '_'" + (" and '-'" if allow_dash else "")
     if name.lower().startswith(_RESERVED_PREFIXES):
         return "names starting with endpoint, input, secret, path or securefile are reserved by the agent"
