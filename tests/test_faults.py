@@ -228,3 +228,19 @@ def test_tls_errors_are_classified(monkeypatch: pytest.MonkeyPatch, inner: BaseE
         http.request("POST", "https://sts.googleapis.com/v1/token", service="Google STS")
     assert ("TLS verification failed" in caught.value.message) is not retried
     assert len(calls) == (5 if retried else 1)
+
+
+def test_a_throttled_request_gets_more_attempts_than_a_failing_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (found by the load test): 30 % throttling ran five attempts out for about one request in 400."""
+    from oidc_credentials.http import THROTTLED_ATTEMPTS, Http
+
+    class Raw:
+        def __init__(self, status: int) -> None:
+            self.status_code, self.text, self.headers, self.content = status, "", {}, b""
+
+    for status, expected in ((429, THROTTLED_ATTEMPTS), (503, 5)):
+        http = Http({}, sleep=lambda _s: None, jitter=lambda: 0.0)
+        calls: list[int] = []
+        monkeypatch.setattr(http._session, "request", lambda *_a, _s=status, _c=calls, **_k: _c.append(1) or Raw(_s))
+        assert http.request("GET", "https://vault.example/secrets", service="Key Vault").status == status
+        assert len(calls) == expected

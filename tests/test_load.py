@@ -31,8 +31,10 @@ def test_parallel_runs_all_succeed_under_throttling(ado: AzureDevOps, ca: LocalC
     for i in range(5):
         kv.vault.add(f"app-secret-{i}", f"value-{i}-0123456789")
     servers = [ado.server, kv.world.entra.server, kv.vault.server]  # type: ignore[attr-defined]
-    for n, server in enumerate(servers):
-        server.throttle(0.3, "1" if n % 2 == 0 else "")
+    # what the task asks for (the stand-ins' own key-set fetches between them are not throttled)
+    paths = ["/oidctoken", "/oauth2/v2.0/token", "/secrets"]
+    for n, (server, path) in enumerate(zip(servers, paths)):
+        server.throttle(0.3, "1" if n % 2 == 0 else "", path)
     jobs: list[AgentJob] = []
     for i in range(RUNS):
         folder = tmp_path / f"run-{i}"
@@ -44,13 +46,13 @@ def test_parallel_runs_all_succeed_under_throttling(ado: AzureDevOps, ca: LocalC
     wall = time.monotonic() - began
     for server in servers:
         server.throttle(0.0)
-    failed = [run.text for run in runs if run.failed]
-    assert failed == [], failed[:1]
+    failed = [run.errors for run in runs if run.failed]
+    assert failed == [], failed[0][0] if failed else ""
     assert all(run.variables[f"app-secret-{i}"] == f"value-{i}-0123456789" for run in runs for i in range(5))
     retries = sum(run.text.count("retrying in") for run in runs)
     injected = sum(s.faults.injected for s in servers)
     requests = sum(s.faults.requests for s in servers)
-    assert injected > 0.15 * requests, "the stand-ins throttled"
+    assert injected > 0.1 * requests, "the stand-ins throttled"
     _report(
         f"load figures: {RUNS} parallel runs, all succeeded, wall {wall:.1f} s, {requests} requests, "
         f"{injected} answered 429, {retries} retries logged by the task (Entra's are azure-identity's own)"

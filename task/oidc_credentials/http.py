@@ -66,6 +66,9 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(attempts=1)
+#: attempts for a request the service throttles (429), when the policy retries at all, within the same deadline:
+#: throttling comes and goes, and a 30 % rate would run five attempts out for one request in 400
+THROTTLED_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -406,7 +409,9 @@ class Http:
                         delay = min(max(hinted, delay), 60.0)
                 elapsed = self._clock() - start
                 out_of_time = elapsed + delay >= retry.deadline or delay >= self.task_remaining()
-                if attempt >= retry.attempts or out_of_time:
+                throttled = response is not None and response.status == 429 and retry.attempts > 1
+                limit = max(retry.attempts, THROTTLED_ATTEMPTS) if throttled else retry.attempts
+                if attempt >= limit or out_of_time:
                     if response is not None:
                         return response
                     raise ExchangeError(
@@ -416,9 +421,7 @@ class Http:
                         service=service,
                         code="Timeout" if problem.startswith("no complete answer") else "",
                     )
-                self._log(
-                    f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
-                )
+                self._log(f"{service}: attempt {attempt} of {limit} failed ({problem}); retrying in {delay:.1f} s.")
                 self._sleep(delay)
 
     def proxy_origin(self, url: str) -> str:

@@ -82,8 +82,8 @@ class _Faults:
         self.queue: list[Fault] = []
         self.injected = 0
         self.requests = 0
-        #: (fraction of requests answered 429 at random, Retry-After or "" for none)
-        self.throttling: tuple[float, str] = (0.0, "")
+        #: (fraction of requests answered 429 at random, Retry-After or "" for none, only paths holding this)
+        self.throttling: tuple[float, str, str] = (0.0, "", "")
         self._lock = threading.Lock()
         self._stopping = stopping
 
@@ -95,7 +95,7 @@ class _Faults:
             if fault is not None:
                 self.queue.remove(fault)
                 self.injected += 1
-            elif self.throttling[0] and random.random() < self.throttling[0]:  # noqa: S311 - not cryptographic
+            elif self.throttling[0] and self.throttling[2] in path and random.random() < self.throttling[0]:  # noqa: S311 - not cryptographic
                 self.injected += 1
                 retry = {"Retry-After": self.throttling[1]} if self.throttling[1] else {}
                 fault = Fault(429, '{"error": {"code": "Throttled"}}', retry, "application/json")
@@ -189,9 +189,10 @@ class Server:
         """Send each answer one byte every ``seconds`` (0: at once); ``body_only`` sends headers at once."""
         self._server.dribble_knob = (seconds, body_only)  # type: ignore[attr-defined]
 
-    def throttle(self, fraction: float, retry_after: str = "") -> None:
-        """Answer ``fraction`` of the requests from now on with 429 (``Retry-After: retry_after`` when given)."""
-        self.faults.throttling = (fraction, retry_after)
+    def throttle(self, fraction: float, retry_after: str = "", path: str = "") -> None:
+        """Answer ``fraction`` of the requests (whose path holds ``path``) from now on with 429
+        (``Retry-After: retry_after`` when given)."""
+        self.faults.throttling = (fraction, retry_after, path)
 
     def fail_next(self, count: int, fault: Fault | None = None) -> None:
         """Answer the next ``count`` matching requests with ``fault`` (default: 503 with an HTML page)."""
