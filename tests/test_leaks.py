@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.conftest import Vaulted
-from tests.harness import AgentJob, TaskRun, parse_line
+from tests.harness import AgentJob, TaskRun, files_left, parse_line
 from tests.standins.ado import AzureDevOps
 from tests.standins.entra import AzureWorld
 from tests.standins.gcp import Google
@@ -220,7 +220,7 @@ def test_gcp_echoing_google_fails_without_leaking(gcp: tuple[Scenario, Server], 
     run = scenario.run(debug)
     assert run.failed and run.variables == {}
     assert_no_leak(run, temp_of(scenario), scenario.known(run))
-    assert [p for p in temp_of(scenario).rglob("*") if p.is_file()] == []
+    assert files_left(temp_of(scenario)) == []
 
 
 @pytest.fixture(scope="module", autouse=True)
