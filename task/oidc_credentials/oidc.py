@@ -211,7 +211,6 @@ class TokenSource:
                 "No job access token: neither the SystemVssConnection endpoint nor System.AccessToken reached the "
                 f"task. {_CLASSIC_HINT}"
             )
-        on_token(token)  # the job access token too: a service may echo it back in an error body
         url, origin = _request(agent, connection_id)
         return cls(
             url=url,

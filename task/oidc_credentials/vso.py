@@ -148,6 +148,7 @@ class AgentOutput:
         self._stream = stream
         self._lock = threading.Lock()
         self._secrets: list[str] = []
+        self._registered: set[str] = set()
         self.debug_enabled = debug
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -178,11 +179,17 @@ class AgentOutput:
         """Register a value and the forms a tool may print it in with the agent's masker (once each), before
         anything could print them."""
         for form in (value, *derived_forms(value)):
-            if not form or form in self._secrets:
+            if not form or form in self._registered:
                 continue
-            self._secrets.append(form)
-            self._secrets.sort(key=len, reverse=True)
+            self._registered.add(form)
+            self.hide(form)
             self.command("task.setsecret", None, form)
+
+    def hide(self, value: str) -> None:
+        """Redact a value the agent already masks (the job access token) from our own output, without a command."""
+        if value and value not in self._secrets:
+            self._secrets.append(value)
+            self._secrets.sort(key=len, reverse=True)
 
     def set_variable(
         self,

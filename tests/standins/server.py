@@ -87,6 +87,9 @@ class _Faults:
         self._lock = threading.Lock()
         self._stopping = stopping
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # the service's own settings (clock_offset, ...) show through
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         with self._lock:
