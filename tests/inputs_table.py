@@ -104,7 +104,8 @@ def render(messages: dict[tuple[str, str], str]) -> str:
     ]
     for _provider, name, valid, invalid, _fragment in ROWS:
         said = re.split(r"(?<=[.!?])\s", messages[(name, invalid)], maxsplit=1)[0].replace("|", "\\|")
-        lines.append(f"| `{name}` | `{valid}` | `{invalid}` | {said} |")
+        cells = [f"`{cell}`".replace("|", "\\|") for cell in (name, valid, invalid)]
+        lines.append(f"| {' | '.join(cells)} | {said} |")
     lines.append(END)
     return "\n".join(lines)
 
