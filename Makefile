@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit package-test bench package clean summary-screenshot
+.PHONY: setup demo test lint typecheck unit package-test bench package clean summary-screenshot soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ package-test: setup package
 	$(BIN)/pytest -n 2 $(PACKAGE_TESTS) $(PYTEST_ARGS)
 
 test: lint typecheck unit package-test
+
+# The generated-input, fault and load tests at full size (`make test` runs them bounded): thousands of
+# generated values per property, every fault at every service, 50 parallel runs. Prints the figures.
+soak: setup
+	OIDC_CREDENTIALS_SOAK=1 $(BIN)/pytest -n 0 -s -m soak $(PYTEST_ARGS)
 
 bench: setup package
 	$(PY) -m bench

@@ -52,6 +52,7 @@ def ado(ca: LocalCA) -> Iterator[AzureDevOps]:
     app = AzureDevOps()
     with Server(app, ca=ca) as server:
         app.base_url = server.url
+        app.server = server  # type: ignore[attr-defined]  # its fault knobs, for tests that inject faults
         yield app
 
 
@@ -61,6 +62,7 @@ def world(ado: AzureDevOps, ca: LocalCA) -> Iterator[AzureWorld]:
     entra = Entra(ca_bundle=ca.bundle)
     with Server(entra, ca=ca) as server:
         entra.base_url = server.url
+        entra.server = server  # type: ignore[attr-defined]
         yield wire(entra, ado, url=server.url)
 
 
@@ -115,4 +117,5 @@ def kv(world: AzureWorld, ca: LocalCA) -> Iterator[Vaulted]:
     vault.grant(world.app.client_id)
     with Server(vault, ca=ca) as vault_server:
         vault.base_url = vault_server.url
+        vault.server = vault_server  # type: ignore[attr-defined]
         yield Vaulted(world, vault, vault_server.port)

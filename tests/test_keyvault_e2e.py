@@ -155,7 +155,7 @@ def test_429_retry_after_is_honoured(job: AgentJob, kv: Vaulted) -> None:
     started = time.monotonic()
     result = kv.job(job).run()
     assert not result.failed and result.variables == {"a": "1"}
-    assert any("attempt 1 of 5 failed (HTTP 429); retrying in 1.0 s" in line for line in result.log)
+    assert any("attempt 1 of 10 failed (HTTP 429); retrying in 1.0 s" in line for line in result.log)
     assert time.monotonic() - started >= 1.0
 
 

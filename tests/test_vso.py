@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from oidc_credentials.vso import (
@@ -167,12 +169,39 @@ def test_output_redacts_registered_secrets_and_neutralises() -> None:
     writer.set_secret("hunter2-secret")
     writer.info("the body said hunter2-secret ##vso[task.setvariable variable=X]y")
     writer.error("error with hunter2-secret")
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "##vso[task.setsecret]hunter2-secret"
-    assert "hunter2-secret" not in "\n".join(lines[1:])
+    everything = out.getvalue().splitlines()
+    assert everything[0] == "##vso[task.setsecret]hunter2-secret"
+    lines = [line for line in everything if not line.startswith("##vso[task.setsecret]")]
+    assert "hunter2-secret" not in "\n".join(lines)
+    lines.insert(0, everything[0])
     assert parse_line(lines[1]) is None
     issue = parse_line(lines[2])
     assert issue is not None and issue.data == "error with ***"
+
+
+def test_forms_a_tool_may_print_are_registered_when_they_differ() -> None:
+    out = io.StringIO()
+    writer = AgentOutput(out)
+    secret = 'wJal/rXUt+nFEMI"K7\\MDENG/bPxRfiCY é'
+    writer.set_secret(secret)
+    writer.set_secret("plainjwt.header.sig")
+    registered = [parse_line(line).data for line in out.getvalue().splitlines()]  # type: ignore[union-attr]
+    expected = [
+        secret,
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    ]
+    assert registered[: len(set(expected))] == list(dict.fromkeys(expected))
+    # a form equal to the value is not registered twice (URL-encoding and JSON leave this one as it is)
+    assert registered[len(set(expected)) :] == [
+        "plainjwt.header.sig",
+        base64.b64encode(b"plainjwt.header.sig").decode().rstrip("="),
+    ]
+    writer.info(f"tool printed {json.dumps(secret)} and {base64.b64encode(secret.encode()).decode()}")
+    assert out.getvalue().splitlines()[-1].rstrip("=") == 'tool printed "***" and ***'
 
 
 def test_secret_registered_once() -> None:
@@ -180,7 +209,7 @@ def test_secret_registered_once() -> None:
     writer = AgentOutput(out)
     writer.set_secret("abc123")
     writer.set_variable("A", "abc123", secret=True)
-    assert out.getvalue().count("task.setsecret") == 1
+    assert out.getvalue().count("task.setsecret]abc123\n") == 1
 
 
 def test_debug_lines_only_when_enabled() -> None:
@@ -217,6 +246,8 @@ def test_neutralising_stream_handles_partial_lines() -> None:
         ("ENDPOINT_X", False),
         ("Path.Thing", False),
         ("", False),
+        ("NAME\n", False),  # found by tests/test_fuzz.py: "$" in a pattern also matches before a final newline
+        ("my-db-password\n", False),
     ],
 )
 def test_check_variable_name(name: str, ok: bool) -> None:

@@ -38,6 +38,7 @@ import json as jsonlib
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -65,6 +66,9 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(attempts=1)
+#: attempts for a request the service throttles (429), when the policy retries at all, within the same deadline:
+#: throttling comes and goes, and a 30 % rate would run five attempts out for one request in 400
+THROTTLED_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -364,12 +368,15 @@ class Http:
                         raise self._task_expired(service, url) from None
                     problem = f"no complete answer within {budget:.0f} s"
                 except self._requests.exceptions.SSLError as exc:
-                    notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
-                    raise ExchangeError(
-                        f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
-                        "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
-                        service=service,
-                    ) from exc
+                    if _connection_cut(exc):
+                        problem = f"connection closed during TLS: {_short(exc)}"
+                    else:
+                        notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
+                        raise ExchangeError(
+                            f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
+                            "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
+                            service=service,
+                        ) from exc
                 except self._requests.exceptions.RequestException as exc:
                     host = urlsplit(url).hostname or ""
                     refusal = _proxy_refusal(exc) if isinstance(exc, self._requests.exceptions.ProxyError) else None
@@ -402,7 +409,9 @@ class Http:
                         delay = min(max(hinted, delay), 60.0)
                 elapsed = self._clock() - start
                 out_of_time = elapsed + delay >= retry.deadline or delay >= self.task_remaining()
-                if attempt >= retry.attempts or out_of_time:
+                throttled = response is not None and response.status == 429 and retry.attempts > 1
+                limit = max(retry.attempts, THROTTLED_ATTEMPTS) if throttled else retry.attempts
+                if attempt >= limit or out_of_time:
                     if response is not None:
                         return response
                     raise ExchangeError(
@@ -412,9 +421,7 @@ class Http:
                         service=service,
                         code="Timeout" if problem.startswith("no complete answer") else "",
                     )
-                self._log(
-                    f"{service}: attempt {attempt} of {retry.attempts} failed ({problem}); retrying in {delay:.1f} s."
-                )
+                self._log(f"{service}: attempt {attempt} of {limit} failed ({problem}); retrying in {delay:.1f} s.")
                 self._sleep(delay)
 
     def proxy_origin(self, url: str) -> str:
@@ -530,6 +537,21 @@ def _name_not_resolved(exc: BaseException) -> bool:
     """Whether DNS answered that the host does not exist: a ``socket.gaierror`` saying so anywhere in the
     chain requests and urllib3 wrap it in (``NameResolutionError`` is raised from it). A resolver that could
     not be reached (``EAI_AGAIN``) is not that: it is retried like any network error."""
+    return any(isinstance(item, socket.gaierror) and item.errno in _NO_SUCH_NAME for item in _chain(exc))
+
+
+def _connection_cut(exc: BaseException) -> bool:
+    """Whether a TLS error is the connection closing mid-handshake or mid-record (a reset, worth retrying)
+    rather than a certificate the agent does not trust (which fails at once)."""
+    return any(
+        isinstance(item, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError))
+        or "UNEXPECTED_EOF" in str(item)
+        for item in _chain(exc)
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception requests and urllib3 wrap in it (causes, contexts, reasons, arguments)."""
     seen: set[int] = set()
     pending: list[object] = [exc]
     while pending:
@@ -537,12 +559,9 @@ def _name_not_resolved(exc: BaseException) -> bool:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, socket.gaierror):
-            if item.errno in _NO_SUCH_NAME:
-                return True
-            continue
-        pending += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-    return False
+        yield item
+        if not isinstance(item, socket.gaierror):
+            pending += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
 
 
 _TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3}) ?([^'\")]*)")

@@ -85,7 +85,7 @@ def neutralise(text: str) -> str:
     cleaned = _drop_invisible(text)
     if not cleaned.isascii():
         folded = _drop_invisible(unicodedata.normalize("NFKC", cleaned))
-        if _COMMANDISH.search(folded) and not _COMMANDISH.search(cleaned):
+        if _COMMANDISH.search(folded):  # also when a plain command sits beside a full-width one
             cleaned = folded
     return _COMMANDISH.sub(lambda m: m.group(0)[:-1] + "(", cleaned)
 
@@ -105,12 +105,36 @@ def format_command(name: str, properties: Mapping[str, str | bool | None] | None
     return f"{COMMAND_PREFIX}{name}{props}]{escape_data(data)}"
 
 
+def derived_forms(value: str) -> list[str]:
+    """The forms other than itself a tool may print a secret in, when they differ from it: base64 (standard and
+    URL-safe, without the padding, so a padded or unpadded print matches), URL-encoded and JSON-escaped.
+
+    The agent's masker adds JSON and URI escapes of its own, but not base64; registering them all here also
+    lets :meth:`AgentOutput.redact` catch them. A multi-line value is not registered whole (see secret_vars).
+    """
+    if not value or "\n" in value or "\r" in value:
+        return []
+    import base64
+    import json
+    from urllib.parse import quote
+
+    raw = value.encode("utf-8")
+    forms = [
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+        quote(value, safe=""),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    ]
+    return [f for i, f in enumerate(forms) if f != value and f not in forms[:i]]
+
+
 def check_variable_name(name: str, *, allow_dash: bool = False) -> str | None:
     """Return why the agent would refuse this variable name, or None when it is fine.
 
     ``allow_dash`` admits ``-`` for names taken verbatim from a cloud (Key Vault secret names).
     """
-    if not name or not (_VERBATIM_NAME if allow_dash else _VARIABLE_NAME).match(name):
+    if not name or not (_VERBATIM_NAME if allow_dash else _VARIABLE_NAME).fullmatch(name):  # "$" admits a final \n
         return "a variable name may hold only letters, digits, '.' and '_'" + (" and '-'" if allow_dash else "")
     if name.lower().startswith(_RESERVED_PREFIXES):
         return "names starting with endpoint, input, secret, path or securefile are reserved by the agent"
@@ -124,6 +148,7 @@ class AgentOutput:
         self._stream = stream
         self._lock = threading.Lock()
         self._secrets: list[str] = []
+        self._registered: set[str] = set()
         self.debug_enabled = debug
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -140,20 +165,31 @@ class AgentOutput:
         return text
 
     def safe(self, text: str) -> str:
-        """Redacted and neutralised: what any free text goes through before it is printed."""
-        return neutralise(self.redact(text))
+        """Redacted and neutralised: what any free text goes through before it is printed.
+
+        Redacted again after neutralising: dropping an invisible character can join a secret echoed with one inside.
+        """
+        return self.redact(neutralise(self.redact(text)))
 
     def command(self, name: str, properties: Mapping[str, str | bool | None] | None = None, data: str = "") -> None:
         self._write(format_command(name, properties, data))
 
     # -- secrets and variables --------------------------------------------------------------
     def set_secret(self, value: str) -> None:
-        """Register a value with the agent's masker (once), before anything could print it."""
-        if not value or value in self._secrets:
-            return
-        self._secrets.append(value)
-        self._secrets.sort(key=len, reverse=True)
-        self.command("task.setsecret", None, value)
+        """Register a value and the forms a tool may print it in with the agent's masker (once each), before
+        anything could print them."""
+        for form in (value, *derived_forms(value)):
+            if not form or form in self._registered:
+                continue
+            self._registered.add(form)
+            self.hide(form)
+            self.command("task.setsecret", None, form)
+
+    def hide(self, value: str) -> None:
+        """Redact a value the agent already masks (the job access token) from our own output, without a command."""
+        if value and value not in self._secrets:
+            self._secrets.append(value)
+            self._secrets.sort(key=len, reverse=True)
 
     def set_variable(
         self,

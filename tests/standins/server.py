@@ -3,15 +3,23 @@
 Fault knob: ``Server.dribble(seconds, body_only=False)`` makes the service send its answer one byte
 every ``seconds`` (status line and headers too, or only the body), as a slow or hostile service would;
 ``dribble(0)`` turns it off. A dribbling answer stops when the server stops.
+
+Fault knob for every service: ``Server.fail_next(count, fault)`` answers the next ``count`` requests (whose
+path contains ``fault.path``) with ``fault`` instead of the service: a status with a body and headers (429
+with or without ``Retry-After``, 5xx, an HTML page, truncated JSON, a wrong content type, or an echo of the
+request, credentials and all, as a hostile service might), after ``delay`` seconds, or a connection reset.
+``Server.throttle(fraction, retry_after)`` answers that fraction of all requests, at random, with 429.
 """
 
 from __future__ import annotations
 
+import random
 import ssl
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +57,74 @@ class _Dribble:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)
+
+
+@dataclass
+class Fault:
+    """One injected answer; ``body`` may hold ``{request}``, replaced by the request (headers and body) as sent."""
+
+    status: int = 503
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/html"
+    delay: float = 0.0
+    #: close the connection with a TCP reset instead of answering
+    reset: bool = False
+    #: only requests whose path contains this
+    path: str = ""
+
+
+class _Faults:
+    """WSGI middleware: the next queued fault whose path matches answers instead of the app."""
+
+    def __init__(self, app: WsgiApp, stopping: threading.Event) -> None:
+        self.app = app
+        self.queue: list[Fault] = []
+        self.injected = 0
+        self.requests = 0
+        #: (fraction of requests answered 429 at random, Retry-After or "" for none, only paths holding this)
+        self.throttling: tuple[float, str, str] = (0.0, "", "")
+        self._lock = threading.Lock()
+        self._stopping = stopping
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # the service's own settings (clock_offset, ...) show through
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        with self._lock:
+            self.requests += 1
+            fault = next((f for f in self.queue if f.path in path), None)
+            if fault is not None:
+                self.queue.remove(fault)
+                self.injected += 1
+            elif self.throttling[0] and self.throttling[2] in path and random.random() < self.throttling[0]:  # noqa: S311 - not cryptographic
+                self.injected += 1
+                retry = {"Retry-After": self.throttling[1]} if self.throttling[1] else {}
+                fault = Fault(429, '{"error": {"code": "Throttled"}}', retry, "application/json")
+        if fault is None:
+            return self.app(environ, start_response)
+        if fault.delay:
+            self._stopping.wait(fault.delay)
+        if fault.reset:
+            import socket
+            import struct
+
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:  # the handler's files keep the socket open: shut it down under them
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+            raise ConnectionResetError("fault: reset")
+        body = fault.body
+        if "{request}" in body:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            sent = environ["wsgi.input"].read(length).decode("utf-8", "replace") if length else ""
+            heads = "; ".join(f"{k[5:]}={v}" for k, v in environ.items() if k.startswith("HTTP_"))
+            body = body.replace("{request}", f"{environ.get('QUERY_STRING', '')} {heads} {sent}")
+        data = body.encode("utf-8")
+        headers = {"Content-Type": fault.content_type, "Content-Length": str(len(data)), **fault.headers}
+        start_response(f"{fault.status} Injected", list(headers.items()))
+        return [data]
 
 
 class _Quiet(WSGIRequestHandler):
@@ -93,16 +169,18 @@ class Server:
     """One WSGI app listening on 127.0.0.1:<free port>; stop() shuts it down."""
 
     def __init__(self, app: WsgiApp, *, ca: LocalCA | None = None, port: int = 0) -> None:
+        stopping = threading.Event()
+        self.faults = _Faults(app, stopping)
         self._server: BaseWSGIServer = make_server(
             "127.0.0.1",
             port,
-            app,
+            self.faults,
             threaded=True,
             request_handler=_Quiet,
             ssl_context=ca.server_context() if ca else None,
         )
         self._server.dribble_knob = (0.0, False)  # type: ignore[attr-defined]
-        self._server.stopping = threading.Event()  # type: ignore[attr-defined]
+        self._server.stopping = stopping  # type: ignore[attr-defined]
         self.port = self._server.server_port
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
@@ -113,6 +191,17 @@ class Server:
     def dribble(self, seconds: float, *, body_only: bool = False) -> None:
         """Send each answer one byte every ``seconds`` (0: at once); ``body_only`` sends headers at once."""
         self._server.dribble_knob = (seconds, body_only)  # type: ignore[attr-defined]
+
+    def throttle(self, fraction: float, retry_after: str = "", path: str = "") -> None:
+        """Answer ``fraction`` of the requests (whose path holds ``path``) from now on with 429
+        (``Retry-After: retry_after`` when given)."""
+        self.faults.throttling = (fraction, retry_after, path)
+
+    def fail_next(self, count: int, fault: Fault | None = None) -> None:
+        """Answer the next ``count`` matching requests with ``fault`` (default: 503 with an HTML page)."""
+        fault = fault or Fault(body="<html><body><h1>503 Service Unavailable</h1></body></html>")
+        with self.faults._lock:
+            self.faults.queue.extend(Fault(**vars(fault)) for _ in range(count))
 
     def stop(self) -> None:
         self._server.stopping.set()  # type: ignore[attr-defined]

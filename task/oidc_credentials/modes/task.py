@@ -123,6 +123,7 @@ def _run(agent: AgentEnv, out: AgentOutput, record: RunRecord, trail: AuditTrail
 
     with record.phase("exchange"):
         http = Http(agent.raw, log=out.info, user_agent=trail.user_agent, deadline=deadline)
+        out.hide(agent.access_token())  # a service may echo it back in an error body
         try:
             tokens = TokenSource.from_agent(agent, connection_id, http, on_token=on_token, on_claims=log_claims)
             ctx = Context(agent=agent, http=http, log=out.info, warn=out.warning)

@@ -379,6 +379,11 @@ def request_tokens(
     # A redirect would re-send the assertion elsewhere. azure-identity's pipeline has no redirect policy and
     # its requests transport passes allow_redirects=False; permit_redirects=False keeps that should one be added.
     kwargs: dict[str, Any] = {"authority": conn.authority, "permit_redirects": False}
+    # azure-core retries a 429 or 5xx only 3 times by default; a throttled Entra gets the task's own allowance
+    # (http.THROTTLED_ATTEMPTS), with its backoff cap, inside the exchange's deadline.
+    from ..http import DEFAULT_RETRY, THROTTLED_ATTEMPTS
+
+    kwargs.update(retry_status=THROTTLED_ATTEMPTS - 1, retry_backoff_max=DEFAULT_RETRY.cap)
     ca = http.ca_bundle
     if ca:
         kwargs["connection_verify"] = ca
