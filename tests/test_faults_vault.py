@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import requests
 from tests.harness import AgentJob
 from tests.openbao import OpenBao
 from tests.standins.ado import AzureDevOps
-from tests.standins.server import Server
+from tests.standins.server import LocalCA, Server
 from tests.test_faults import FAIL_FAST, INJECTED, RETRIED, assert_failed_cleanly
 from tests.test_faults import Fault as Fault
 from tests.test_leaks import Scenario, assert_no_leak, temp_of
@@ -124,3 +125,32 @@ def test_permanent_faults_at_vault_fail_at_once(vault: Scenario, fronted: Server
     assert time.monotonic() - began < 30
     assert "##vso[" not in run.errors[0] and "##[" not in run.errors[0]
     assert_no_leak(run, temp_of(vault), vault.known(run))
+
+
+def test_latency_at_vault_past_the_deadline_is_bounded(vault: Scenario, fronted: Server) -> None:
+    _inject(fronted, "kv-read", 20, Fault(status=503, delay=6.0))
+    vault.job.env["INPUT_TIMEOUTSECONDS"] = "10"
+    began = time.monotonic()
+    run = vault.run(False)
+    took = time.monotonic() - began
+    INJECTED["runs"] += 1
+    assert_failed_cleanly(run, vault)
+    assert took < 10 + 15, f"the task's deadline (10 s) bounds the run; it took {took:.1f} s"
+    assert_no_leak(run, temp_of(vault), vault.known(run))
+
+
+def test_tls_at_vault_the_agent_does_not_trust_fails_at_once(
+    openbao: OpenBao, ado: AzureDevOps, job: AgentJob, tmp_path: Path
+) -> None:
+    """Vault answers with a certificate from a CA the agent does not trust."""
+    from tests.test_vault import make_world
+
+    with Server(Forward(openbao.addr), ca=LocalCA(str(tmp_path / "foreign-ca"))) as impostor:
+        make_world(openbao, ado).job(job, url=impostor.url)
+        scenario = Scenario(job, ado)
+        run = scenario.run(False)
+    INJECTED["runs"] += 1
+    INJECTED["faults"] += 1
+    assert_failed_cleanly(run, scenario)
+    assert "TLS verification failed" in run.errors[0] and "REQUESTS_CA_BUNDLE" in run.errors[0]
+    assert "retrying" not in run.text
