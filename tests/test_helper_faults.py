@@ -119,3 +119,60 @@ def test_helper_fails_permanent_faults_in_one_line(
     assert server.faults.injected - before == 1, "a permanent fault is not retried"
     assert "##vso[" not in proc.stderr and "##[" not in proc.stderr and "Traceback" not in proc.stderr
     assert_helper_leaks_nothing(aws_job, proc)
+
+
+# -- the Google Cloud helper, run by google-auth itself (executable-sourced credentials) -------------------
+def _gcp_leaks(ado: AzureDevOps, job: AgentJob, texts: dict[str, str], keep: set[Path]) -> list[tuple[str, str]]:
+    """Forms of the job's secrets in ``texts`` and in every file under the temp directory but ``keep``."""
+    for path in Path(job.env["AGENT_TEMPDIRECTORY"]).rglob("*"):
+        if path.is_file() and path not in keep:
+            texts[str(path)] = path.read_text(errors="replace")
+    secrets = [s for s in [ado.access_token, *ado.issued] if s]
+    return [(where, form[:8]) for where, text in texts.items() for s in secrets for form in forms(s) if form in text]
+
+
+@pytest.mark.parametrize("kind", list(RETRIED))
+def test_gcp_helper_retries_transient_faults_at_azure_devops(
+    ado: AzureDevOps, job: AgentJob, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from tests.test_helper_gcp import helper_folder, pluggable
+
+    if not SOAK and kind not in ("429-retry-after", "reset"):
+        pytest.skip("make soak runs every fault")
+    monkeypatch.setenv("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1")
+    monkeypatch.setenv("SYSTEM_ACCESSTOKEN", ado.access_token)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", job.env["REQUESTS_CA_BUNDLE"])
+    setup, info = helper_folder(ado, job)
+    count, fault = RETRIED[kind]
+    server: Server = ado.server  # type: ignore[attr-defined]
+    server.fail_next(count, Fault(**{**vars(fault), "path": PATHS["ado"]}))
+    INJECTED["faults"] += count
+    token = pluggable.Credentials.from_info(info).retrieve_subject_token(None)
+    INJECTED["runs"] += 1
+    assert token == ado.issued[-1] and server.faults.injected == count
+    keep = {Path(setup.path(refresh.CACHE)), Path(setup.path(refresh.GCP_OUTPUT))}  # the credential itself
+    assert _gcp_leaks(ado, job, {}, keep) == []
+
+
+@pytest.mark.parametrize("kind", list(FAIL_FAST))
+def test_gcp_helper_fails_permanent_faults_at_azure_devops_without_a_secret(
+    ado: AzureDevOps, job: AgentJob, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from tests.test_helper_gcp import exceptions, helper_folder, pluggable
+
+    if not SOAK and kind not in ("400-html", "403-json"):
+        pytest.skip("make soak runs every fault")
+    monkeypatch.setenv("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1")
+    monkeypatch.setenv("SYSTEM_ACCESSTOKEN", ado.access_token)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", job.env["REQUESTS_CA_BUNDLE"])
+    setup, info = helper_folder(ado, job)
+    server: Server = ado.server  # type: ignore[attr-defined]
+    server.fail_next(5, Fault(**{**vars(FAIL_FAST[kind]), "path": PATHS["ado"]}))
+    INJECTED["faults"] += 1
+    with pytest.raises(exceptions.RefreshError) as caught:
+        pluggable.Credentials.from_info(info).retrieve_subject_token(None)
+    INJECTED["runs"] += 1
+    text = str(caught.value)
+    assert server.faults.injected == 1, "a permanent fault is not retried"
+    assert "Azure DevOps" in text and "##vso[" not in text and "##[" not in text and "Traceback" not in text
+    assert _gcp_leaks(ado, job, {"google-auth's error": text}, {Path(setup.path(refresh.CACHE))}) == []
