@@ -176,3 +176,21 @@ def test_gcp_helper_fails_permanent_faults_at_azure_devops_without_a_secret(
     assert server.faults.injected == 1, "a permanent fault is not retried"
     assert "Azure DevOps" in text and "##vso[" not in text and "##[" not in text and "Traceback" not in text
     assert _gcp_leaks(ado, job, {"google-auth's error": text}, {Path(setup.path(refresh.CACHE))}) == []
+
+
+def test_helper_fails_at_once_on_a_certificate_the_agent_does_not_trust(
+    helper_job: tuple[AwsHelperJob, Server], tmp_path: Path
+) -> None:
+    """Azure DevOps answers the refreshing helper with a certificate from a CA the step does not trust."""
+    aws_job, _sts = helper_job
+    aws_job.start()
+    _expire_cache(aws_job)
+    foreign = LocalCA(str(tmp_path / "foreign-ca"))
+    proc = aws_job.helper(aws_job.step_env(REQUESTS_CA_BUNDLE=foreign.bundle))
+    INJECTED["runs"] += 1
+    INJECTED["faults"] += 1
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "TLS verification failed for Azure DevOps" in lines[0], proc.stderr
+    assert "REQUESTS_CA_BUNDLE" in lines[0] and "retrying" not in proc.stderr
+    assert_helper_leaks_nothing(aws_job, proc)
