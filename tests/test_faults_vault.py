@@ -20,13 +20,14 @@ import requests
 from tests.harness import AgentJob
 from tests.openbao import OpenBao
 from tests.standins.ado import AzureDevOps
-from tests.standins.server import LocalCA, Server
-from tests.test_faults import FAIL_FAST, INJECTED, RETRIED, assert_failed_cleanly
-from tests.test_faults import Fault as Fault
+from tests.standins.server import Fault, LocalCA, Server
+from tests.test_faults import FAIL_FAST, RETRIED, assert_failed_cleanly
 from tests.test_leaks import Scenario, assert_no_leak, temp_of
 
 SOAK = bool(os.environ.get("OIDC_CREDENTIALS_SOAK"))
 pytestmark = pytest.mark.soak
+#: counted for the README's figures
+INJECTED = {"faults": 0, "runs": 0}
 
 #: where the faults land: the JWT login and the KV v2 read
 PATHS = {"login": "/v1/auth/jwt/login", "kv-read": "/v1/secret/data/"}
@@ -154,3 +155,11 @@ def test_tls_at_vault_the_agent_does_not_trust_fails_at_once(
     assert_failed_cleanly(run, scenario)
     assert "TLS verification failed" in run.errors[0] and "REQUESTS_CA_BUNDLE" in run.errors[0]
     assert "retrying" not in run.text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_figures() -> Iterator[None]:
+    yield
+    import sys
+
+    sys.__stdout__.write(f"\nvault fault figures: {INJECTED}\n")

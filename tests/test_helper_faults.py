@@ -22,11 +22,13 @@ from tests.helperjob import ROLE, AwsHelperJob
 from tests.standins.ado import AzureDevOps
 from tests.standins.server import Fault, LocalCA, Server
 from tests.standins.sts import Sts, keys_of
-from tests.test_faults import FAIL_FAST, INJECTED, RETRIED
+from tests.test_faults import FAIL_FAST, RETRIED
 from tests.test_leaks import forms
 
 SOAK = bool(os.environ.get("OIDC_CREDENTIALS_SOAK"))
 pytestmark = pytest.mark.soak
+#: counted for the README's figures
+INJECTED = {"faults": 0, "runs": 0}
 
 #: service -> the path its faults hit
 PATHS = {"ado": "/oidctoken", "sts": ""}
@@ -194,3 +196,11 @@ def test_helper_fails_at_once_on_a_certificate_the_agent_does_not_trust(
     assert len(lines) == 1 and "TLS verification failed for Azure DevOps" in lines[0], proc.stderr
     assert "REQUESTS_CA_BUNDLE" in lines[0] and "retrying" not in proc.stderr
     assert_helper_leaks_nothing(aws_job, proc)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_figures() -> Iterator[None]:
+    yield
+    import sys
+
+    sys.__stdout__.write(f"\nhelper fault figures: {INJECTED}\n")
