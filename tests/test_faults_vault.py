@@ -76,11 +76,15 @@ def vault(openbao: OpenBao, ado: AzureDevOps, job: AgentJob, fronted: Server) ->
     return Scenario(job, ado, planted=[DB_PASSWORD, API_KEY])
 
 
-def test_the_proxy_passes_vault_through_unchanged(vault: Scenario, fronted: Server) -> None:
-    """The baseline the fault tests build on: through the proxy, with no fault, the run succeeds."""
+def test_the_proxy_passes_vault_through_unchanged(openbao: OpenBao, vault: Scenario, fronted: Server) -> None:
+    """The baseline the fault tests build on: through the proxy, with no fault, the run succeeds (and its token
+    is live until the post-job step: what the permanent-fault tests check is not left behind)."""
     from tests.test_vault import DB_PASSWORD
 
+    live = _live_tokens(openbao)
     run = vault.run(False)
+    assert len(_live_tokens(openbao) - live) == 1
+    openbao.ok("POST", "auth/token/revoke", {"token": run.variables["VAULT_TOKEN"]})  # the post-job step's work
     assert not run.failed, run.text
     assert run.variables["DB_PASSWORD"] == DB_PASSWORD
     assert fronted.faults.requests >= 2 and fronted.faults.injected == 0
@@ -113,9 +117,12 @@ def test_transient_faults_at_vault_are_retried(vault: Scenario, fronted: Server,
 
 @pytest.mark.parametrize("kind", list(FAIL_FAST))
 @pytest.mark.parametrize("where", list(PATHS))
-def test_permanent_faults_at_vault_fail_at_once(vault: Scenario, fronted: Server, where: str, kind: str) -> None:
+def test_permanent_faults_at_vault_fail_at_once(
+    openbao: OpenBao, vault: Scenario, fronted: Server, where: str, kind: str
+) -> None:
     if not SOAK and list(FAIL_FAST).index(kind) % len(PATHS) != list(PATHS).index(where):
         pytest.skip("make test runs half the faults at each place; make soak runs every fault at both")
+    live = _live_tokens(openbao)
     _inject(fronted, where, 5, FAIL_FAST[kind])
     began = time.monotonic()
     run = vault.run(False)
@@ -126,6 +133,14 @@ def test_permanent_faults_at_vault_fail_at_once(vault: Scenario, fronted: Server
     assert time.monotonic() - began < 30
     assert "##vso[" not in run.errors[0] and "##[" not in run.errors[0]
     assert_no_leak(run, temp_of(vault), vault.known(run))
+    assert _live_tokens(openbao) == live, "a token issued before the failure is revoked at once"
+
+
+def _live_tokens(openbao: OpenBao) -> set[str]:
+    """The accessors of every live token on the server."""
+    status, body = openbao.api("LIST", "auth/token/accessors")
+    assert status == 200 and body is not None, body
+    return set(body["data"]["keys"])
 
 
 def test_latency_at_vault_past_the_deadline_is_bounded(vault: Scenario, fronted: Server) -> None:
