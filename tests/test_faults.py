@@ -163,7 +163,7 @@ def foreign_ca(tmp_path: Path) -> LocalCA:
     return LocalCA(str(tmp_path / "foreign-ca"))
 
 
-@pytest.mark.parametrize("service", ["ado", "keyvault", "gcp-sts"])
+@pytest.mark.parametrize("service", ["ado", "entra", "keyvault", "gcp-sts"])
 def test_tls_the_agent_does_not_trust_fails_at_once(
     request: pytest.FixtureRequest, service: str, foreign_ca: LocalCA
 ) -> None:

@@ -372,11 +372,7 @@ class Http:
                         problem = f"connection closed during TLS: {_short(exc)}"
                     else:
                         notify(RequestEvent(service, method, _bare(url), None, self._clock() - sent, attempt))
-                        raise ExchangeError(
-                            f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
-                            "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
-                            service=service,
-                        ) from exc
+                        raise tls_failure(service, url, exc) from exc
                 except self._requests.exceptions.RequestException as exc:
                     host = urlsplit(url).hostname or ""
                     refusal = _proxy_refusal(exc) if isinstance(exc, self._requests.exceptions.ProxyError) else None
@@ -547,6 +543,24 @@ def _connection_cut(exc: BaseException) -> bool:
         isinstance(item, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError))
         or "UNEXPECTED_EOF" in str(item)
         for item in _chain(exc)
+    )
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether ``exc`` (from requests or from a client library built on it) is a certificate the agent does not
+    trust, rather than a connection cut during TLS."""
+    return not _connection_cut(exc) and any(
+        isinstance(item, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(item)
+        for item in _chain(exc)
+    )
+
+
+def tls_failure(service: str, url: str, exc: BaseException) -> ExchangeError:
+    """The one error for a certificate the agent does not trust: what failed, and the setting that fixes it."""
+    return ExchangeError(
+        f"TLS verification failed for {service} at {_origin(url)}: {_short(exc)}. If a proxy or a private "
+        "CA intercepts TLS on this agent, point REQUESTS_CA_BUNDLE at a bundle that holds its certificate.",
+        service=service,
     )
 
 

@@ -23,7 +23,7 @@ from ..agent import GUID, Endpoint
 from ..catalogue import lookup, retryable
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError, TaskError
-from ..http import Http
+from ..http import Http, tls_failure, untrusted_certificate
 from ..oidc import Claims, TokenSource
 from ..refusal import render_trust
 from ..text import iso_utc, one_line
@@ -416,6 +416,8 @@ def request_tokens(
                 except AzureError as exc:
                     if assertions.error is not None:
                         raise assertions.error from exc
+                    if untrusted_certificate(exc):
+                        raise tls_failure(SERVICE, conn.authority, exc) from exc
                     raise ExchangeError(
                         f"Could not reach {SERVICE} at {conn.authority}: {type(exc).__name__}: {one_line(str(exc), 400)}. "
                         "Check the agent's network and proxy, and for a private CA point REQUESTS_CA_BUNDLE at its "
