@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -369,7 +370,11 @@ def assume_role(
         except ExchangeError as exc:
             if exc.code == "NameNotResolved":
                 raise unresolved(
-                    config, urlsplit(config.sts_url).hostname or "", dns_works=resolves(CONTROL_HOST)
+                    config,
+                    urlsplit(config.sts_url).hostname or "",
+                    dns_works=http.bounded(
+                        partial(resolves, CONTROL_HOST), service="DNS", url=f"https://{CONTROL_HOST}", limit=10.0
+                    ),
                 ) from exc
             raise
         if resp.status == 200:

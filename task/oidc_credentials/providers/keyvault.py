@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +21,7 @@ from ..agent import AgentEnv, Endpoint
 from ..catalogue import lookup
 from ..destination import UnsafeDestination
 from ..errors import ConfigError, ExchangeError
-from ..http import Response
+from ..http import Response, resolves
 from ..oidc import TokenSource
 from . import Context, Outcome
 from ._azure_common import AzureConnection, exchange_tokens, read_connection
@@ -227,23 +226,15 @@ def _not_found(config: KeyVaultConfig, host: str) -> ExchangeError:
     )
 
 
-def _resolves(host: str, port: int) -> bool:
-    try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        return False
-    return True
-
-
 def exchange(config: KeyVaultConfig, tokens: TokenSource, ctx: Context) -> Outcome:
     """Read the selected secrets with an Entra token bought with the job's OIDC token; map them to variables."""
     conn = config.connection
     host = urlsplit(config.vault_url).hostname or ""
     port = urlsplit(config.vault_url).port or 443
-    resolves = ctx.http.network.proxied(config.vault_url) or ctx.http.bounded(
-        partial(_resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url, limit=30.0
+    resolvable = ctx.http.network.proxied(config.vault_url) or ctx.http.bounded(
+        partial(resolves, host, port), service=f"DNS for {SERVICE}", url=config.vault_url, limit=30.0
     )
-    if not resolves:
+    if not resolvable:
         raise _not_found(config, host)
     ctx.log(
         f"Requesting an Entra ID token for {conn.keyvault_resource} as app {conn.client_id} in tenant {conn.tenant_id}"
